@@ -1,0 +1,113 @@
+"""Checks of user input shared by every solver: clear errors that name the argument.
+
+Bad input must fail loudly at the door, never as a NaN deep inside a solver.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+__all__ = [
+    "check_cloud",
+    "check_clouds",
+    "check_weights",
+    "check_positive",
+    "check_tau",
+    "check_probability",
+]
+
+
+def check_cloud(name: str, x: object) -> torch.Tensor:
+    """A point cloud: a finite floating-point tensor of shape ``[n, d]`` with n ≥ 1."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of shape [n, d], got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(
+            f"{name} has dtype {x.dtype}; pass floating point points, e.g. {name}.float()"
+        )
+    if x.ndim != 2:
+        raise ValueError(f"{name} must have shape [n, d], got shape {tuple(x.shape)}")
+    if x.shape[0] == 0:
+        raise ValueError(f"{name} is empty: it needs at least one point")
+    if x.shape[1] == 0:
+        raise ValueError(f"{name} has zero features: shape {tuple(x.shape)}")
+    if not torch.isfinite(x).all():
+        raise ValueError(f"{name} contains NaN or inf values")
+    return x
+
+
+def check_clouds(x: object, y: object) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two clouds ``x: [n, d]``, ``y: [m, d]`` on one device and of one dtype."""
+    x = check_cloud("x", x)
+    y = check_cloud("y", y)
+    if x.shape[1] != y.shape[1]:
+        raise ValueError(
+            f"x and y must have the same dimension d, got x: {tuple(x.shape)}, y: {tuple(y.shape)}"
+        )
+    if x.device != y.device:
+        raise ValueError(f"x is on {x.device} but y is on {y.device}: move both to one device")
+    if x.dtype != y.dtype:
+        raise TypeError(f"x has dtype {x.dtype} but y has {y.dtype}: cast both to one dtype")
+    return x, y
+
+
+def check_weights(
+    name: str, w: object, size: int, like: torch.Tensor, *, normalize: bool = False
+) -> torch.Tensor:
+    """Weights of a cloud: ``None`` (uniform) or a ``[size]`` non-negative tensor of positive mass."""
+    if w is None:
+        return torch.full((size,), 1.0 / size, dtype=like.dtype, device=like.device)
+    if not isinstance(w, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of shape [{size}] or None")
+    if not w.is_floating_point():
+        raise TypeError(f"{name} has dtype {w.dtype}; pass floating point weights")
+    if w.shape != (size,):
+        raise ValueError(f"{name} must have shape [{size}], got {tuple(w.shape)}")
+    if w.device != like.device:
+        raise ValueError(f"{name} is on {w.device} but the points are on {like.device}")
+    if not torch.isfinite(w).all():
+        raise ValueError(f"{name} contains NaN or inf values")
+    if (w < 0).any():
+        raise ValueError(f"{name} has negative entries: weights must be non-negative")
+    mass = w.sum()
+    if mass <= 0:
+        raise ValueError(f"{name} has zero total mass: give at least one positive weight")
+    w = w.to(like.dtype)
+    return w / mass if normalize else w
+
+
+def check_positive(name: str, value: object) -> float:
+    """A finite number > 0 (a Python number or a one-element tensor)."""
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1:
+            raise ValueError(f"{name} must be a scalar, got a tensor of shape {tuple(value.shape)}")
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {value}")
+    return float(value)
+
+
+def check_tau(name: str, value: object) -> float:
+    """A marginal relaxation τ = ρ / (ρ + ε) in (0, 1]; 1 is a hard (balanced) constraint."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number in (0, 1], got {type(value).__name__}")
+    if not (0.0 < value <= 1.0):
+        raise ValueError(
+            f"{name} must lie in (0, 1] (1 = balanced; tau = rho / (rho + epsilon)), got {value}"
+        )
+    return float(value)
+
+
+def check_probability(name: str, value: object, *, closed: bool = False) -> float:
+    """A number in (0, 1) (or [0, 1] with ``closed``)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    ok = 0.0 <= value <= 1.0 if closed else 0.0 < value < 1.0
+    if not ok:
+        interval = "[0, 1]" if closed else "(0, 1)"
+        raise ValueError(f"{name} must lie in {interval}, got {value}")
+    return float(value)
