@@ -1,0 +1,1 @@
+"""Interactive widgets for otkit: ipywidgets controls with plotly FigureWidgets."""
