@@ -4,6 +4,7 @@
 #   make test   set everything up, then run the tests (PYTEST_ARGS="-m 'not slow'" etc.)
 #   make voila  set everything up, then serve notebooks/ as apps with Voila
 #   make bench  set everything up (+ benchmark references), then time otkit against them
+#   make runs   set everything up, then run notebooks with papermill into runs/ (NB=, ARGS=)
 #   make clean  remove the virtual environment, runs/ and caches
 
 SHELL       := /bin/bash
@@ -34,13 +35,14 @@ endif
 # Prints PORT if free (strict), else the first free port in [PORT, PORT+50).
 FREE_PORT_PY = import socket, sys; p = int(sys.argv[1]); c = [p] if sys.argv[2] == "1" else range(p, p + 50); ok = [q for q in c if socket.socket().connect_ex(("$(HOST)", q)) != 0]; print(ok[0]) if ok else sys.exit("port %d is in use: choose another with PORT=" % p)
 
-.PHONY: help setup run test voila bench clean
+.PHONY: help setup browser run test voila bench runs clean
 
 help:
 	@echo "make run     set up .venv and start JupyterLab on notebooks/ (PORT=, TOKEN=)"
 	@echo "make test    set up .venv and run pytest (PYTEST_ARGS=...)"
 	@echo "make voila   set up .venv and serve notebooks/ with Voila (VOILA_PORT=)"
 	@echo "make bench   set up .venv + requirements-bench.txt and run the benchmarks"
+	@echo "make runs    set up .venv and run notebooks into runs/ (NB=notebooks/01_x.ipynb ARGS='-p n 100 --quick')"
 	@echo "make setup   only set up .venv (idempotent)"
 	@echo "make clean   remove .venv, runs/ and caches"
 
@@ -78,8 +80,18 @@ run: setup
 	  --ServerApp.root_dir="$(CURDIR)" \
 	  --LabApp.default_url=/lab/tree/notebooks --ServerApp.default_url=/lab/tree/notebooks
 
+# Browser tests drive Debian's Chromium (Playwright never downloads a browser). As root, install
+# it when missing; otherwise the browser tests skip and say why.
+CHROMIUM ?= /usr/bin/chromium
+browser:
+	@if [ -x "$(CHROMIUM)" ]; then :; \
+	elif [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
+	  echo ">> installing Debian's chromium for the browser tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else echo ">> $(CHROMIUM) is missing and we are not root: browser tests will skip"; fi
+
 # pytest's own exit status is make's: "no tests collected" (5) stays a failure.
-test: setup
+test: setup browser
 	$(VPY) -m pytest $(PYTEST_ARGS)
 
 voila: setup
@@ -92,6 +104,16 @@ $(BENCH_STAMP): requirements-bench.txt $(STAMP)
 
 bench: setup $(BENCH_STAMP)
 	$(VPY) -m benchmarks.sinkhorn $(BENCH_ARGS)
+
+# Batch runs (otkit.runs): every notebook in NB with the options in ARGS, e.g.
+#   make runs NB=notebooks/01_x.ipynb ARGS="-p n 500 --quick"
+#   make runs ARGS="--grid grid.yaml"        (NB defaults to every notebooks/*.ipynb)
+# Exits non-zero when a run fails; `$(VPY) -m otkit.runs summary` lists every run.
+NB          ?= $(wildcard notebooks/*.ipynb)
+ARGS        ?=
+runs: setup
+	@if [ -z "$(strip $(NB))" ]; then echo "make runs: no notebook: set NB=path/to/notebook.ipynb" >&2; exit 2; fi
+	$(VPY) -m otkit.runs run $(NB) $(ARGS)
 
 clean:
 	rm -rf $(VENV) runs/ .pytest_cache/ .hypothesis/ benchmarks/out/ *.egg-info/

@@ -6,7 +6,7 @@ Conventions: the squared Euclidean cost is ½‖x − y‖², potentials are in 
 plan is P_ij = a_i b_j exp((f_i + g_j − C_ij)/ε) (see the README).
 """
 
-from . import costs
+from . import costs, gaussian
 from .costs import Cost, Dot, Euclidean, SqEuclidean
 from .exact import EMDResult, emd
 from .sinkhorn import ConvergenceWarning, SinkhornResult, sinkhorn
@@ -20,6 +20,7 @@ __all__ = [
     "emd",
     "EMDResult",
     "costs",
+    "gaussian",
     "Cost",
     "SqEuclidean",
     "Euclidean",
