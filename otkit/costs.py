@@ -48,6 +48,14 @@ class Cost:
             rows = slice(start, min(start + block_size, x.shape[0]))
             yield rows, self.pairwise(x[rows], y)
 
+    def split(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """``(r [n], s [m])`` such that ``C = r ⊕ s − x yᵀ``, or None for other costs.
+
+        Such a cost's bands need a single matrix product; solvers fold r and s into the
+        potentials and stream only ``−x yᵀ``.
+        """
+        return None
+
     @property
     def is_sqeuclidean(self) -> bool:
         return False
@@ -68,6 +76,9 @@ class SqEuclidean(Cost):
         cost = torch.addmm(sq_y.unsqueeze(0), x, y.T, alpha=-1.0)
         cost.add_(sq_x.unsqueeze(1))
         return cost.clamp_min_(0.0)
+
+    def split(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return 0.5 * (x * x).sum(-1), 0.5 * (y * y).sum(-1)
 
     @property
     def is_sqeuclidean(self) -> bool:
@@ -99,6 +110,9 @@ class Dot(Cost):
 
     def pairwise(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return -(x @ y.T)
+
+    def split(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return x.new_zeros(x.shape[0]), y.new_zeros(y.shape[0])
 
 
 _COSTS: dict[str, type[Cost]] = {

@@ -107,6 +107,32 @@ class PointCloud:
             else:
                 yield rows, self.cost.pairwise(a[rows], b)
 
+    def split(self, transpose: bool = False) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """``(r, s)`` with ``C = r ⊕ s + R`` and ``R = −x yᵀ`` (see :meth:`Cost.split`), or None.
+
+        With ``transpose`` the roles swap: ``Cᵀ = s ⊕ r + Rᵀ``.
+        """
+        parts = self.cost.split(self._cx, self._cy)
+        if parts is None:
+            return None
+        return (parts[1], parts[0]) if transpose else parts
+
+    def reduced_rows(self, index: torch.Tensor | slice, transpose: bool = False) -> torch.Tensor:
+        """Rows of the reduced cost ``R = −x yᵀ`` (or ``Rᵀ``): one matrix product."""
+        a, b = (self._cy, self._cx) if transpose else (self._cx, self._cy)
+        return torch.mm(-a[index], b.T)
+
+    def reduced_bands(
+        self, transpose: bool = False, block_size: int | None = None
+    ) -> Iterator[tuple[slice, torch.Tensor]]:
+        """Yield ``(rows, R[rows])`` bands of the reduced cost (see :meth:`split`)."""
+        n = self._cy.shape[0] if transpose else self._cx.shape[0]
+        other = self._cx.shape[0] if transpose else self._cy.shape[0]
+        size = block_size or self.block_size or default_block_size(other)
+        for start in range(0, n, size):
+            rows = slice(start, min(start + size, n))
+            yield rows, self.reduced_rows(rows, transpose)
+
     def dense(self) -> torch.Tensor:
         """The whole ``[n, m]`` cost matrix."""
         return self.cost.pairwise(self._cx, self._cy)

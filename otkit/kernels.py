@@ -80,19 +80,30 @@ def _call(fn: Callable, *args: torch.Tensor) -> torch.Tensor:
 
 
 class ShiftedLSE:
-    """Row-wise ``LSE_j(h_j − C_ij/ε)`` over a cost matrix given as row bands.
+    """Row-wise ``LSE_j(h_j − C_ij/ε)`` over a cost matrix streamed as row bands.
 
-    ``bands()`` yields ``(rows, C[rows])`` pairs covering all rows; ``rows_of(index)`` returns
-    ``C[index]`` for the few rows whose fast pass fell out of range and need an exact redo.
+    The cost may be given *reduced*: ``C = R + r ⊕ s`` with bands of R streamed and the
+    offsets ``r: [n]``, ``s: [m]`` folded into the shift and into h, so that a band of a
+    squared Euclidean cost is one matrix product (``R = −x yᵀ``) and no extra pass.
+
+    Args:
+        bands: ``() -> iterator of (rows, R[rows])`` covering all rows.
+        rows_of: ``index -> R[index]`` for the rows whose fast pass fell out of range.
+        offsets: ``(r, s)`` or None (then R = C).
+        band_rows: rows per band when redoing rows, to bound memory.
     """
 
     def __init__(
         self,
         bands: Callable[[], Iterator[tuple[slice, torch.Tensor]]],
         rows_of: Callable[[torch.Tensor], torch.Tensor],
+        offsets: tuple[torch.Tensor, torch.Tensor] | None = None,
+        band_rows: int = 4096,
     ):
         self.bands = bands
         self.rows_of = rows_of
+        self.offsets = offsets
+        self.band_rows = band_rows
 
     def __call__(
         self, h: torch.Tensor, shift: torch.Tensor, inv_eps: torch.Tensor
@@ -102,17 +113,27 @@ class ShiftedLSE:
         With ``shift = −f/ε`` the ratio is the row mass of the current coupling over its
         target: the marginal error comes for free.
         """
+        row_off = None
+        if self.offsets is not None:
+            row_off = self.offsets[0] * inv_eps
+            h = h - self.offsets[1] * inv_eps
+            reduced_shift = shift + row_off
+        else:
+            reduced_shift = shift
         total = torch.empty_like(shift)
         for rows, block in self.bands():
-            total[rows] = _call(_sum_pass, block, h, shift[rows], inv_eps)
+            total[rows] = _call(_sum_pass, block, h, reduced_shift[rows], inv_eps)
         bad = ~((total > _SAFE_LOW) & (total < _SAFE_HIGH))
         if not bool(bad.any()):
             return shift + total.log(), total
-        idx = bad.nonzero().squeeze(1)
-        block = self.rows_of(idx)
-        exact_shift = _call(_max_pass, block, h, inv_eps)
         lse = shift + total.clamp_min(torch.finfo(total.dtype).tiny).log()
-        lse[idx] = exact_shift + _call(_sum_pass, block, h, exact_shift, inv_eps).log()
+        bad_rows = bad.nonzero().squeeze(1)
+        for start in range(0, bad_rows.shape[0], self.band_rows):
+            idx = bad_rows[start : start + self.band_rows]
+            block = self.rows_of(idx)
+            exact = _call(_max_pass, block, h, inv_eps)
+            redone = exact + _call(_sum_pass, block, h, exact, inv_eps).log()
+            lse[idx] = redone if row_off is None else redone - row_off[idx]
         return lse, torch.exp((lse - shift).clamp(max=_CLAMP))
 
 

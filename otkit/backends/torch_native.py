@@ -32,6 +32,16 @@ def _operators(problem: SinkhornProblem) -> tuple[ShiftedLSE, ShiftedLSE]:
         cost_t = cost.T.contiguous()
         rows = ShiftedLSE(lambda: iter([(slice(0, n), cost)]), lambda idx: cost[idx])
         cols = ShiftedLSE(lambda: iter([(slice(0, m), cost_t)]), lambda idx: cost_t[idx])
+    elif geom.split() is not None:
+        # C = r ⊕ s − x yᵀ: stream only the matrix product, fold r and s into the potentials.
+        rows = ShiftedLSE(
+            lambda: geom.reduced_bands(), lambda idx: geom.reduced_rows(idx), geom.split()
+        )
+        cols = ShiftedLSE(
+            lambda: geom.reduced_bands(True),
+            lambda idx: geom.reduced_rows(idx, True),
+            geom.split(True),
+        )
     else:
         rows = ShiftedLSE(lambda: geom.bands(), lambda idx: geom.rows(idx))
         cols = ShiftedLSE(lambda: geom.bands(True), lambda idx: geom.rows(idx, True))
