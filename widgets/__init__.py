@@ -1,1 +1,14 @@
-"""Interactive widgets for otkit: ipywidgets controls with plotly FigureWidgets."""
+"""Interactive widgets for otkit: ipywidgets controls with plotly FigureWidgets.
+
+* :class:`InteractiveFigure` (``widgets.base``): the base — controls, a ``FigureWidget``,
+  a status line; debounced recomputes, busy and error states.
+* :class:`SharpnessExplorer` (``widgets.sharpness``): coupling sharpness vs ε and n; its
+  computation is :func:`compute_sharpness`, returning a :class:`SharpnessState`.
+
+Each widget's computation is a plain function that tests call without a browser.
+"""
+
+from .base import InteractiveFigure
+from .sharpness import SharpnessExplorer, SharpnessState, compute_sharpness
+
+__all__ = ["InteractiveFigure", "SharpnessExplorer", "SharpnessState", "compute_sharpness"]

@@ -1,0 +1,300 @@
+"""Small, reproducible point-cloud samplers for examples, widgets and notebooks.
+
+Every sampler draws on the CPU in float64 from one ``torch.Generator`` and only then casts to
+``dtype`` (float32 by default) and moves to ``device``: the same seed gives the same cloud, up to
+rounding, in every dtype and on every device.
+
+Randomness: pass ``generator=`` (a ``torch.Generator``, or an ``int`` seed) or ``seed=`` (an
+``int``). With neither, torch's global generator is used (seed it with ``torch.manual_seed``).
+
+* :func:`gaussian_mixture` — isotropic Gaussians around given centres, any dimension;
+* :func:`eight_gaussians` — eight Gaussians on a circle (mean ≈ 0);
+* :func:`moons` — the two interleaved half circles (torch; no scikit-learn);
+* :func:`checkerboard` — uniform on the dark squares of a checkerboard over [-2, 2]²;
+* :func:`two_clouds` — a source/target pair ``(x, y)`` for transport demos.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+
+__all__ = [
+    "gaussian_mixture",
+    "eight_gaussians",
+    "moons",
+    "checkerboard",
+    "two_clouds",
+    "TWO_CLOUD_KINDS",
+]
+
+#: The ``kind`` values :func:`two_clouds` accepts.
+TWO_CLOUD_KINDS = ("moons", "gaussians", "mixture", "eight_gaussians", "checkerboard")
+
+_DEFAULT_CENTERS = ((-2.0, 0.0), (2.0, 0.0), (0.0, 2.0 * math.sqrt(3.0)))
+
+
+def _check_n(name: str, n) -> int:
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"{name} must be a positive integer, got {n!r}")
+    if n < 1:
+        raise ValueError(f"{name} must be at least 1 (the number of points), got {n}")
+    return n
+
+
+def _check_nonneg(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
+def _generator(generator, seed) -> torch.Generator | None:
+    """The CPU generator to draw from (``None``: torch's global one)."""
+    if generator is not None and seed is not None:
+        raise ValueError("give either generator or seed, not both")
+    if generator is None and seed is None:
+        return None
+    value = seed if seed is not None else generator
+    if isinstance(value, torch.Generator):
+        if value.device.type != "cpu":
+            raise ValueError(
+                f"generator must be a CPU torch.Generator (samplers draw on the CPU and then "
+                f"move the result to `device`), got one on {value.device}"
+            )
+        return value
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(
+            f"generator must be a torch.Generator or an int seed, got {type(value).__name__}"
+        )
+    return torch.Generator().manual_seed(value)
+
+
+def _out(points: torch.Tensor, dtype, device) -> torch.Tensor:
+    if not dtype.is_floating_point:
+        raise TypeError(f"dtype must be a floating-point dtype, got {dtype}")
+    return points.to(dtype=dtype, device=device)
+
+
+def _randn(shape, gen) -> torch.Tensor:
+    return torch.randn(shape, generator=gen, dtype=torch.float64)
+
+
+def _rand(shape, gen) -> torch.Tensor:
+    return torch.rand(shape, generator=gen, dtype=torch.float64)
+
+
+def gaussian_mixture(
+    n: int,
+    centers: Sequence[Sequence[float]] | torch.Tensor | None = None,
+    std: float | Sequence[float] = 0.5,
+    weights: Sequence[float] | torch.Tensor | None = None,
+    *,
+    generator: torch.Generator | int | None = None,
+    seed: int | None = None,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """``n`` points from a mixture of isotropic Gaussians, shape ``[n, d]``.
+
+    Args:
+        n: number of points (≥ 1).
+        centers: ``[k, d]`` component means (any dimension d); default: three centres on an
+            equilateral triangle of side 4 in the plane.
+        std: the standard deviation of every component, or one per component (``[k]``).
+        weights: ``[k]`` component probabilities (normalized here); uniform by default.
+        generator, seed: randomness (module docstring).
+        dtype, device: of the returned tensor.
+
+    Returns:
+        ``[n, d]`` tensor. Each point picks a component from ``weights`` and adds
+        ``N(0, std_k² I)`` noise.
+    """
+    n = _check_n("n", n)
+    gen = _generator(generator, seed)
+    c = torch.as_tensor(_DEFAULT_CENTERS if centers is None else centers, dtype=torch.float64)
+    if c.ndim != 2 or c.shape[0] < 1 or c.shape[1] < 1:
+        raise ValueError(f"centers must have shape [k, d] with k, d >= 1, got {tuple(c.shape)}")
+    k, d = c.shape
+    s = torch.as_tensor(std, dtype=torch.float64).cpu()
+    if s.ndim == 0:
+        s = s.expand(k)
+    if s.shape != (k,) or not torch.isfinite(s).all() or (s < 0).any():
+        raise ValueError(f"std must be a number >= 0 or {k} of them (one per centre), got {std!r}")
+    if weights is None:
+        w = torch.full((k,), 1.0 / k, dtype=torch.float64)
+    else:
+        w = torch.as_tensor(weights, dtype=torch.float64).cpu()
+        if w.shape != (k,) or not torch.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+            raise ValueError(
+                f"weights must be {k} non-negative numbers with a positive sum, got {weights!r}"
+            )
+    labels = torch.multinomial(w / w.sum(), n, replacement=True, generator=gen)
+    points = c[labels] + s[labels].unsqueeze(1) * _randn((n, d), gen)
+    return _out(points, dtype, device)
+
+
+def eight_gaussians(
+    n: int,
+    radius: float = 2.0,
+    std: float = 0.2,
+    *,
+    generator: torch.Generator | int | None = None,
+    seed: int | None = None,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """``n`` points from eight Gaussians centred on a circle of ``radius``, shape ``[n, 2]``.
+
+    The centres sit at angles ``kπ/4``, k = 0..7, so the mixture has mean 0; each has
+    standard deviation ``std``.
+    """
+    n = _check_n("n", n)
+    radius, std = _check_nonneg("radius", radius), _check_nonneg("std", std)
+    angles = torch.arange(8, dtype=torch.float64) * (math.pi / 4)
+    centers = radius * torch.stack([angles.cos(), angles.sin()], dim=1)
+    return gaussian_mixture(
+        n, centers, std, generator=generator, seed=seed, dtype=dtype, device=device
+    )
+
+
+def moons(
+    n: int,
+    noise: float = 0.05,
+    *,
+    generator: torch.Generator | int | None = None,
+    seed: int | None = None,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+    return_labels: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """Two interleaved half circles ("moons"), shape ``[n, 2]``, in shuffled order.
+
+    ``n // 2`` points on the upper moon ``(cos t, sin t)`` and the rest on the lower one
+    ``(1 − cos t, 0.5 − sin t)``, t ~ U[0, π], plus ``N(0, noise² I)``: without noise the cloud
+    lies in ``[-1, 2] × [-0.5, 1]`` (the layout of scikit-learn's ``make_moons``, with random
+    rather than evenly spaced t).
+
+    With ``return_labels``, also returns ``[n]`` int64 labels (0: upper moon, 1: lower).
+    """
+    n = _check_n("n", n)
+    noise = _check_nonneg("noise", noise)
+    gen = _generator(generator, seed)
+    labels = (torch.arange(n) >= n // 2).long()
+    labels = labels[torch.randperm(n, generator=gen)]
+    t = math.pi * _rand(n, gen)
+    upper = torch.stack([t.cos(), t.sin()], dim=1)
+    lower = torch.stack([1.0 - t.cos(), 0.5 - t.sin()], dim=1)
+    points = torch.where(labels.unsqueeze(1) == 0, upper, lower)
+    points = points + noise * _randn((n, 2), gen)
+    points = _out(points, dtype, device)
+    return (points, labels.to(device)) if return_labels else points
+
+
+def checkerboard(
+    n: int,
+    squares: int = 4,
+    *,
+    generator: torch.Generator | int | None = None,
+    seed: int | None = None,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """Uniform on the dark squares of a ``squares × squares`` board over ``[-2, 2]²``.
+
+    A square (i, j) is dark when ``i + j`` is even; each point picks a dark square uniformly,
+    then a uniform position inside it. Shape ``[n, 2]``.
+    """
+    n = _check_n("n", n)
+    if isinstance(squares, bool) or not isinstance(squares, int) or squares < 1:
+        raise ValueError(f"squares must be a positive integer, got {squares!r}")
+    gen = _generator(generator, seed)
+    grid = torch.cartesian_prod(torch.arange(squares), torch.arange(squares)).reshape(-1, 2)
+    dark = grid[(grid.sum(1) % 2) == 0].to(torch.float64)
+    pick = torch.randint(0, dark.shape[0], (n,), generator=gen)
+    side = 4.0 / squares
+    points = -2.0 + side * (dark[pick] + _rand((n, 2), gen))
+    return _out(points, dtype, device)
+
+
+def two_clouds(
+    n: int,
+    m: int | None = None,
+    kind: str = "moons",
+    *,
+    d: int = 2,
+    generator: torch.Generator | int | None = None,
+    seed: int | None = None,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A source cloud ``x: [n, d]`` and a target cloud ``y: [m, d]`` (``m = n`` by default).
+
+    Kinds (:data:`TWO_CLOUD_KINDS`):
+
+    * ``"moons"``: x is the upper moon, y the lower one (:func:`moons`, noise 0.05);
+    * ``"gaussians"``: x ~ N((−1.5, 0, …), diag(0.6², 0.3², …)), y ~ N((1.5, 0, …), R Σ_y Rᵀ),
+      an anisotropic Gaussian turned by 60° in the first two coordinates; any dimension ``d``;
+    * ``"mixture"``: x and y from three-component mixtures with different centres;
+    * ``"eight_gaussians"``: x ~ N(0, 0.5² I), y from :func:`eight_gaussians`;
+    * ``"checkerboard"``: x ~ N(0, I), y from :func:`checkerboard`.
+
+    Only ``"gaussians"`` accepts ``d != 2``. x is drawn before y from one generator.
+    """
+    n = _check_n("n", n)
+    m = n if m is None else _check_n("m", m)
+    if kind not in TWO_CLOUD_KINDS:
+        raise ValueError(f"kind must be one of {TWO_CLOUD_KINDS}, got {kind!r}")
+    if isinstance(d, bool) or not isinstance(d, int) or d < 1:
+        raise ValueError(f"d must be a positive integer, got {d!r}")
+    if d != 2 and kind != "gaussians":
+        raise ValueError(f"kind={kind!r} is two-dimensional: d must be 2 (got {d}); "
+                         "use kind='gaussians' for other dimensions")
+    gen = _generator(generator, seed)
+    if gen is None:
+        gen = torch.Generator().manual_seed(int(torch.randint(0, 2**62, (1,)).item()))
+    f64 = dict(generator=gen, dtype=torch.float64)
+    if kind == "moons":
+        x = _one_moon(n, 0, gen)
+        y = _one_moon(m, 1, gen)
+    elif kind == "gaussians":
+        if d == 1:
+            x = -1.5 + 0.6 * _randn((n, 1), gen)
+            y = 1.5 + 0.3 * _randn((m, 1), gen)
+        else:
+            scale_x = torch.full((d,), 0.3, dtype=torch.float64)
+            scale_x[0] = 0.6
+            x = _randn((n, d), gen) * scale_x
+            x[:, 0] -= 1.5
+            scale_y = torch.full((d,), 0.5, dtype=torch.float64)
+            scale_y[0], scale_y[1] = 0.8, 0.2
+            y = _randn((m, d), gen) * scale_y
+            theta = math.pi / 3
+            rot = torch.tensor(
+                [[math.cos(theta), -math.sin(theta)], [math.sin(theta), math.cos(theta)]],
+                dtype=torch.float64,
+            )
+            y[:, :2] = y[:, :2] @ rot.T
+            y[:, 0] += 1.5
+    elif kind == "mixture":
+        x = gaussian_mixture(n, ((-2.0, -1.0), (-2.0, 1.5), (0.0, 0.0)), 0.35, **f64)
+        y = gaussian_mixture(m, ((2.0, -1.5), (2.0, 1.0), (3.0, 0.0)), 0.35, **f64)
+    elif kind == "eight_gaussians":
+        x = 0.5 * _randn((n, 2), gen)
+        y = eight_gaussians(m, **f64)
+    else:  # checkerboard
+        x = _randn((n, 2), gen)
+        y = checkerboard(m, **f64)
+    return _out(x, dtype, device), _out(y, dtype, device)
+
+
+def _one_moon(n: int, which: int, gen: torch.Generator, noise: float = 0.05) -> torch.Tensor:
+    t = math.pi * _rand(n, gen)
+    if which == 0:
+        points = torch.stack([t.cos(), t.sin()], dim=1)
+    else:
+        points = torch.stack([1.0 - t.cos(), 0.5 - t.sin()], dim=1)
+    return points + noise * _randn((n, 2), gen)

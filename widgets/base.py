@@ -1,0 +1,313 @@
+"""The base of otkit's widgets: ipywidgets controls driving a plotly ``FigureWidget``.
+
+A widget subclasses :class:`InteractiveFigure` and provides four things:
+
+* ``make_controls()`` → ``{name: ipywidget}``: the controls, keyed by the name of the
+  ``compute`` parameter each one sets;
+* ``make_figure()`` → ``go.FigureWidget``: the figure, with its traces already in place
+  (drawing only updates them, so trace indices and names stay stable);
+* ``compute(**params)`` → state: the computation, a plain method (usually a thin call to a
+  module-level function) that tests call without a browser;
+* ``draw(state)``: updates the figure (inside ``figure.batch_update()``) and ``self.stats``.
+
+The base wires every control's ``value`` to a recompute and handles the rest:
+
+* **Debouncing.** A change schedules the compute ``debounce_ms`` later on the running asyncio
+  loop (the kernel's); a change within that window reschedules it, so dragging a slider or
+  holding an arrow key computes only the last value. Without a running loop (plain Python,
+  tests) or with ``debounce_ms=0`` the compute runs at once, synchronously.
+* **Busy state.** From the first change until the figure is drawn, the status reads
+  "computing…" (``.otkit-status-busy``) and the outer box carries the CSS class ``otkit-busy``;
+  with ``disable_while_busy=True`` the controls are also disabled during the compute itself
+  (off by default: disabling a focused slider drops the keyboard focus).
+* **Errors.** An exception in ``compute`` or ``draw`` is shown in the status area in red
+  (``.otkit-status-error``), kept in :attr:`InteractiveFigure.error` with its traceback in
+  :attr:`InteractiveFigure.error_traceback`, and logged; the last good figure stays.
+
+Stable hooks for browser tests (all CSS classes on the page):
+
+* ``otkit-widget`` on the outer box, ``otkit-controls`` on the controls' box,
+  ``otkit-control-<name>`` on each control (underscores become dashes);
+* ``otkit-status`` on the status ``HTML``; inside it one span with class
+  ``otkit-status-ready`` / ``otkit-status-busy`` / ``otkit-status-error`` and
+  ``data-computes="<k>"``, the number of finished computes (it grows after each redraw);
+* ``otkit-stats`` on the stats ``HTML`` (its content is the subclass's).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import html
+import logging
+import math
+import time
+import traceback
+from typing import Any
+
+import ipywidgets as ipw
+
+__all__ = ["InteractiveFigure"]
+
+log = logging.getLogger(__name__)
+
+
+def _css_name(name: str) -> str:
+    return name.replace("_", "-")
+
+
+def _snap(control: ipw.Widget, value: Any) -> Any:
+    """``value`` moved onto the slider's grid (``min + k·step``, in exponent for log sliders).
+
+    The browser's slider snaps a value it is sent and sends the snapped one back, which would
+    cost a second compute (and show a value the slider cannot display): snap here first.
+    Non-numbers are passed through for the control's own validation to reject.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return value
+    step = getattr(control, "step", None)
+    if not step or step <= 0:
+        return value
+    if isinstance(control, ipw.FloatLogSlider):
+        if value <= 0:
+            return value
+        lo, hi, base = control.min, control.max, control.base
+        exponent = min(max(math.log(value, base), lo), hi)
+        exponent = round(lo + round((exponent - lo) / step) * step, 10)
+        return base ** min(exponent, hi)
+    if isinstance(control, (ipw.IntSlider, ipw.FloatSlider)):
+        lo, hi = control.min, control.max
+        snapped = min(max(lo + round((min(max(value, lo), hi) - lo) / step) * step, lo), hi)
+        return int(snapped) if isinstance(control, ipw.IntSlider) else round(snapped, 12)
+    return value
+
+
+class InteractiveFigure:
+    """Controls + a plotly ``FigureWidget`` + a status line; see the module docstring.
+
+    Args:
+        debounce_ms: the quiet time after the last control change before computing; 0 computes
+            synchronously on every change.
+        disable_while_busy: disable the controls while computing.
+        **params: initial values of the controls (by control name).
+
+    Attributes:
+        controls: ``{name: widget}``.
+        figure: the ``go.FigureWidget``.
+        status, stats: ``ipywidgets.HTML``.
+        ui: the ``ipywidgets.VBox`` holding everything (what ``display`` shows).
+        state: the last computed state (``None`` before the first success).
+        error: the exception of the last failed compute, ``None`` after a success.
+        n_computes: how many computes finished (successful or not).
+        busy: whether a compute is pending or running.
+    """
+
+    #: Extra CSS class for the outer box (subclasses set it, e.g. ``"otkit-sharpness"``).
+    css_class: str = ""
+
+    def __init__(self, *, debounce_ms: float = 150, disable_while_busy: bool = False, **params):
+        if not isinstance(debounce_ms, (int, float)) or debounce_ms < 0:
+            raise ValueError(f"debounce_ms must be a number >= 0, got {debounce_ms!r}")
+        self.debounce_ms = float(debounce_ms)
+        self.disable_while_busy = bool(disable_while_busy)
+        self.state: Any = None
+        self.error: BaseException | None = None
+        self.error_traceback: str | None = None
+        self.n_computes = 0
+        self.busy = False
+        self.last_compute_s: float | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._suspended = False
+
+        self.controls: dict[str, ipw.ValueWidget] = dict(self.make_controls())
+        for name, control in self.controls.items():
+            control.add_class("otkit-control")
+            control.add_class(f"otkit-control-{_css_name(name)}")
+        self._apply(params)
+
+        self.figure = self.make_figure()
+        self.status = ipw.HTML(layout=ipw.Layout(min_height="1.6em"))
+        self.status.add_class("otkit-status")
+        self.stats = ipw.HTML()
+        self.stats.add_class("otkit-stats")
+        self.controls_box = self.layout_controls(list(self.controls.values()))
+        self.controls_box.add_class("otkit-controls")
+        self.ui = ipw.VBox([self.controls_box, self.status, self.figure, self.stats])
+        self.ui.add_class("otkit-widget")
+        if self.css_class:
+            self.ui.add_class(self.css_class)
+
+        for control in self.controls.values():
+            control.observe(self._on_change, names="value")
+        self._run()  # the first state, synchronously: the widget shows a figure at once
+
+    # ----- to implement -------------------------------------------------------------------
+    def make_controls(self) -> dict[str, ipw.ValueWidget]:
+        raise NotImplementedError
+
+    def make_figure(self):
+        raise NotImplementedError
+
+    def compute(self, **params) -> Any:
+        raise NotImplementedError
+
+    def draw(self, state: Any) -> None:
+        raise NotImplementedError
+
+    def layout_controls(self, controls: list[ipw.Widget]) -> ipw.Box:
+        """The box holding the controls (override for another arrangement)."""
+        return ipw.HBox(controls, layout=ipw.Layout(flex_flow="row wrap"))
+
+    # ----- public -------------------------------------------------------------------------
+    @property
+    def params(self) -> dict[str, Any]:
+        """The controls' current values, by name: what ``compute`` receives."""
+        return {name: control.value for name, control in self.controls.items()}
+
+    def set(self, **params) -> "InteractiveFigure":
+        """Set controls programmatically, as a user would: one (debounced) recompute.
+
+        Slider values are snapped to the slider's grid, as the browser would (e.g. a log
+        slider with step 0.05 turns 0.005 into 10^-2.3 ≈ 0.00501).
+        Unknown names raise ``ValueError``. With ``debounce_ms=0`` or no running asyncio
+        loop, the recompute is done when this returns; otherwise call :meth:`flush` to compute
+        now. Returns ``self``.
+        """
+        changed = self._apply(params)
+        if changed:
+            self._request()
+        return self
+
+    def flush(self) -> "InteractiveFigure":
+        """Run a pending (debounced) compute now, if there is one. Returns ``self``."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+            self._run()
+        return self
+
+    def recompute(self) -> "InteractiveFigure":
+        """Compute and draw now with the current values (synchronously)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._run()
+        return self
+
+    def display(self) -> None:
+        """Show the widget in the notebook."""
+        from IPython.display import display
+
+        display(self.ui)
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.ui._repr_mimebundle_(**kwargs)
+
+    # ----- machinery ----------------------------------------------------------------------
+    def _apply(self, params: dict[str, Any]) -> bool:
+        unknown = sorted(set(params) - set(self.controls))
+        if unknown:
+            raise ValueError(
+                f"unknown parameter(s) {unknown}; this widget's controls are {list(self.controls)}"
+            )
+        changed = False
+        self._suspended = True
+        try:
+            for name, value in params.items():
+                control = self.controls[name]
+                before = control.value
+                control.value = _snap(control, value)
+                changed = changed or control.value != before
+        finally:
+            self._suspended = False
+        return changed
+
+    def _on_change(self, change) -> None:
+        if not self._suspended:
+            self._request()
+
+    def _request(self) -> None:
+        """A control changed: compute now, or after the debounce window."""
+        loop = None
+        if self.debounce_ms > 0:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                loop = None
+        if loop is None:
+            self._run()
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._set_busy(True)
+        self._timer = loop.call_later(self.debounce_ms / 1000.0, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        self._run()
+
+    def _run(self) -> None:
+        params = self.params
+        self._set_busy(True)
+        if self.disable_while_busy:
+            self._set_disabled(True)
+        start = time.perf_counter()
+        try:
+            state = self.compute(**params)
+            with self.figure.batch_update():
+                self.draw(state)
+            self._sync_figure_model()
+        except Exception as exc:  # shown in the status area, logged, kept: never swallowed
+            self.error = exc
+            self.error_traceback = traceback.format_exc()
+            log.error("%s failed for %r:\n%s", type(self).__name__, params, self.error_traceback)
+            self.n_computes += 1
+            self._set_status("error", f"{type(exc).__name__}: {exc}")
+        else:
+            self.state = state
+            self.error = None
+            self.error_traceback = None
+            self.n_computes += 1
+            self.last_compute_s = time.perf_counter() - start
+            self._set_status("ready", f"ready ({self.last_compute_s:.2f} s)")
+        finally:
+            if self.disable_while_busy:
+                self._set_disabled(False)
+            self._set_busy(False)
+
+    def _sync_figure_model(self) -> None:
+        """Store the drawn figure in the FigureWidget's synced model state.
+
+        plotly sends edits to the views that exist as transient restyle/relayout messages and
+        copies the figure into its model (``_widget_data``, ``_widget_layout``) only in its own
+        ``_repr_mimebundle_``, which never runs for a figure inside a box. A view made later
+        (the first display of ``ui``, a page reload, Voilà) would then show the figure as it
+        was built, not as drawn. The front end does not redraw on this change (plotly's
+        ``do_data``/``do_layout`` are no-ops): it only keeps the model current for new views.
+        """
+        fig = self.figure
+        if hasattr(fig, "_widget_data") and hasattr(fig, "_layout_obj"):
+            fig._widget_layout = copy.deepcopy(fig._layout_obj._props)
+            fig._widget_data = copy.deepcopy(fig._data)
+
+    def _set_busy(self, busy: bool) -> None:
+        if busy and not self.busy:
+            self.busy = True
+            self.ui.add_class("otkit-busy")
+            self._set_status("busy", "computing…")
+        elif not busy and self.busy:
+            self.busy = False
+            self.ui.remove_class("otkit-busy")
+
+    def _set_disabled(self, disabled: bool) -> None:
+        for control in self.controls.values():
+            control.disabled = disabled
+
+    def _set_status(self, kind: str, text: str) -> None:
+        style = {
+            "busy": "color:#666", "error": "color:#c00;font-weight:bold", "ready": "color:#666"
+        }
+        self.status.value = (
+            f'<span class="otkit-status-{kind}" data-computes="{self.n_computes}" '
+            f'style="{style[kind]}">{html.escape(text)}</span>'
+        )
