@@ -67,7 +67,14 @@ def _kernel(fn: Callable, device: torch.device) -> Callable:
     return _compiled[key]
 
 
+# Below this many cells a compiled call's fixed cost (guards, dispatch: ~0.1-1 ms) exceeds
+# the work, and eager torch is faster.
+_COMPILE_MIN_CELLS = 2**18
+
+
 def _call(fn: Callable, *args: torch.Tensor) -> torch.Tensor:
+    if args[0].numel() < _COMPILE_MIN_CELLS:
+        return fn(*args)
     kernel = _kernel(fn, args[0].device)
     if kernel is fn:
         return fn(*args)

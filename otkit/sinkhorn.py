@@ -308,6 +308,10 @@ def sinkhorn(
             chosen_mode = "dense"
     if mode != "auto":
         chosen_mode = mode
+    if epsilon_scaling is not None and chosen_backend != "torch":
+        raise ValueError(
+            f"epsilon_scaling is implemented by backend='torch' only, not {chosen_backend!r}"
+        )
     geometry = PointCloud(x, y, cost_fn, mode=chosen_mode, block_size=block_size)
     eps, scale = resolve_epsilon(geometry, epsilon, relative_epsilon)
     problem = SinkhornProblem(

@@ -157,7 +157,7 @@ def compute_sharpness(
         kind: the clouds, one of :data:`otkit.datasets.TWO_CLOUD_KINDS`.
         seed: the clouds' seed.
         tol, max_iter, epsilon_scaling: passed to :func:`otkit.sinkhorn` (ε-scaling speeds up
-            small ε on the torch backend).
+            small ε; only the torch backend has it, so the others run without).
         dense_limit: keep the dense plan when n, m ≤ this; else only block sums.
         heatmap_bins: the heatmap's size at most (rows and columns).
         max_pairs, pair_threshold: which pairs :attr:`SharpnessState.pairs` keeps.
@@ -174,7 +174,8 @@ def compute_sharpness(
         warnings.simplefilter("always", otkit.ConvergenceWarning)
         result = otkit.sinkhorn(
             x, y, relative_epsilon=float(relative_epsilon), backend=backend, tol=tol,
-            max_iter=max_iter, epsilon_scaling=epsilon_scaling,
+            max_iter=max_iter,
+            epsilon_scaling=epsilon_scaling if backend in ("auto", "torch") else None,
         )
     time_s = time.perf_counter() - start
     for w in caught:  # anything but non-convergence (reported in the state) is passed on
