@@ -63,6 +63,11 @@ def _kernel(fn: Callable, device: torch.device) -> Callable:
         return fn
     key = (fn.__name__, device.type)
     if key not in _compiled:
+        # Each dtype and each size-1 dimension is its own specialization: allow a few dozen
+        # before dynamo falls back to eager.
+        config = torch._dynamo.config
+        if hasattr(config, "recompile_limit"):
+            config.recompile_limit = max(config.recompile_limit, 64)
         _compiled[key] = torch.compile(fn, dynamic=True)
     return _compiled[key]
 

@@ -50,7 +50,8 @@ def solve(problem: SinkhornProblem) -> Potentials:
     a, b = problem.a, problem.b
     softmin = _softmin()
     n_iter = 0
-    if problem.init is None:
+    annealing = _annealing_steps(geom, p, eps)
+    if problem.init is None and annealing <= problem.max_iter:
         reach = None if problem.tau_a == 1.0 else problem.rho_a ** (1.0 / p)
         loss = SamplesLoss(
             "sinkhorn", p=p, blur=eps ** (1.0 / p), reach=reach, scaling=SCALING,
@@ -58,9 +59,11 @@ def solve(problem: SinkhornProblem) -> Potentials:
         )
         f, g = loss(a, geom._cx, b, geom._cy)
         f, g = f.reshape(-1), g.reshape(-1)
-        n_iter = _annealing_steps(geom, p, eps)
-    else:
+        n_iter = annealing
+    elif problem.init is not None:
         f, g = (t.clone() for t in problem.init)
+    else:  # max_iter leaves no room for GeomLoss's schedule: iterate from zero instead
+        f, g = torch.zeros_like(a), torch.zeros_like(b)
     log_a, log_b = problem.log_weights()
     cost = geom.dense().unsqueeze(0)
     cost_t = cost.transpose(1, 2).contiguous()

@@ -62,26 +62,50 @@ def _balanced(problem: SinkhornProblem, ot, cost, log_a, log_b) -> Potentials:
 
 
 def _unbalanced(problem: SinkhornProblem, ot, cost, log_b) -> Potentials:
-    """POT's stabilized unbalanced solver, run whole (its warm restarts drift to another
-    fixed point), with its own stopping threshold tightened until otkit's residual is met."""
+    """POT's unbalanced solvers, run whole (their warm restarts drift to another fixed point).
+
+    POT stops on the relative change of its scalings, not on otkit's residual: the
+    log-stabilized solver runs with POT's threshold at ``tol``, then tighter. It can diverge
+    at small ε (plans off by orders of magnitude), so POT's plain solver is tried last; the
+    potentials with the smallest residual are kept. The attempts share ``max_iter``.
+    """
     eps = problem.epsilon
     warm = None if problem.init is None else (problem.init[0] / eps, problem.init[1] / eps)
     errors: list[float] = []
-    n_iter, converged = 0, False
-    for stop in (problem.tol, problem.tol * 1e-2, problem.tol * 1e-4):
+    best: tuple[float, torch.Tensor, torch.Tensor] | None = None
+    n_iter = 0
+    attempts = [("sinkhorn_stabilized", problem.tol)]
+    while attempts:
+        method, stop = attempts.pop(0)
+        budget = problem.max_iter - n_iter
+        if budget <= 0:
+            break
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            _, log = ot.unbalanced.sinkhorn_stabilized_unbalanced(
+            _, log = ot.unbalanced.sinkhorn_unbalanced(
                 problem.a, problem.b, cost, eps, (problem.rho_a, problem.rho_b),
-                reg_type="kl", warmstart=warm, numItermax=problem.max_iter, stopThr=stop,
-                log=True,
+                method=method, reg_type="kl", warmstart=warm, numItermax=budget,
+                stopThr=stop, log=True,
             )
+        n_iter += min(budget, 10 * max(len(log["err"]), 1))  # POT checks every 10 iterations
         f, g = eps * log["logu"], eps * log["logv"]
-        n_iter += 10 * len(log["err"])  # POT checks every 10 iterations
-        lse = torch.logsumexp((log_b + g / eps).unsqueeze(0) - cost / eps, dim=1)
-        err = residual(problem.a, f, -eps * problem.tau_a * lse, eps)
+        if not (torch.isfinite(f).all() and torch.isfinite(g).all()):
+            err = float("inf")
+        else:
+            lse = torch.logsumexp((log_b + g / eps).unsqueeze(0) - cost / eps, dim=1)
+            err = residual(problem.a, f, -eps * problem.tau_a * lse, eps)
         errors.append(err)
-        if err <= problem.tol or not math.isfinite(err):
-            converged = err <= problem.tol
+        if math.isfinite(err) and (best is None or err < best[0]):
+            best = (err, f, g)
+        if err <= problem.tol:
             break
-    return Potentials(f, g, n_iter, torch.tensor(errors, dtype=torch.float64), converged)
+        if method == "sinkhorn_stabilized" and stop == problem.tol:
+            tighter = [("sinkhorn_stabilized", problem.tol * 1e-3)] if err < 0.1 else []
+            attempts = tighter + [("sinkhorn", problem.tol * 1e-3)]  # plain after a divergence
+    if best is None:
+        nan = torch.full_like(problem.a, float("nan"))
+        return Potentials(nan, torch.full_like(problem.b, float("nan")), n_iter,
+                          torch.tensor(errors, dtype=torch.float64), False)
+    err, f, g = best
+    return Potentials(f, g, n_iter, torch.tensor(errors, dtype=torch.float64),
+                      err <= problem.tol)
