@@ -1,0 +1,135 @@
+"""Real servers and a real browser for widget tests.
+
+JupyterLab and Voilà run as subprocesses on free loopback ports; Playwright drives Debian's
+Chromium (never a downloaded browser: NOTEBOOK_STACK.md). Failures keep a screenshot under
+``runs/test-artifacts/`` (or ``$OTKIT_TEST_ARTIFACTS``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = os.environ.get("OTKIT_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = Path(os.environ.get("OTKIT_TEST_ARTIFACTS", ROOT / "runs" / "test-artifacts"))
+
+
+def require_browser() -> None:
+    """Skip (saying why) when Chromium or Playwright is missing."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is missing (make test installs it when run as root)")
+    pytest.importorskip("playwright.sync_api")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _bin(name: str) -> str:
+    return str(Path(sys.executable).with_name(name))
+
+
+def _wait_http(url: str, proc: subprocess.Popen, timeout: float, log: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise TimeoutError(f"{url} did not answer in {timeout} s:\n{log.read_text()[-3000:]}")
+
+
+@contextlib.contextmanager
+def server(kind: str, notebook: str | None = None, timeout: float = 90.0):
+    """Start ``"lab"`` or ``"voila"`` on 127.0.0.1; yield ``(base_url, token)``; stop with SIGTERM."""
+    port, token = free_port(), secrets.token_hex(16)
+    log = Path(tempfile.mkstemp(prefix=f"otkit-{kind}-", suffix=".log")[1])
+    env = dict(os.environ, OTKIT_METRICS_PATH=str(log.with_suffix(".metrics.json")))
+    if kind == "lab":
+        cmd = [
+            _bin("jupyter"), "lab", "--no-browser", "--ServerApp.ip=127.0.0.1",
+            f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
+            f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={ROOT}",
+        ]
+        if os.geteuid() == 0:
+            cmd.append("--allow-root")
+        probe = f"http://127.0.0.1:{port}/api/status?token={token}"
+    elif kind == "voila":
+        cmd = [
+            _bin("voila"), str(ROOT / notebook), "--no-browser", f"--port={port}",
+            "--Voila.ip=127.0.0.1", "--show_tracebacks=True",
+        ]
+        token = ""
+        probe = f"http://127.0.0.1:{port}/voila/static/require.min.js"
+    else:
+        raise ValueError(f"kind must be 'lab' or 'voila', got {kind!r}")
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env=env,
+                                start_new_session=True)
+    try:
+        try:
+            _wait_http(probe, proc, timeout, log)
+        except TimeoutError:
+            if kind != "voila":
+                raise
+            # Voila's static files move between versions: the root page answering suffices.
+            _wait_http(f"http://127.0.0.1:{port}/", proc, 5, log)
+        yield f"http://127.0.0.1:{port}", token
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+@contextlib.contextmanager
+def browser_page(name: str):
+    """A Chromium page; on an exception its screenshot is saved as ``<name>.png``."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw, tempfile.TemporaryDirectory() as profile:
+        context = pw.chromium.launch_persistent_context(
+            profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS,
+            viewport={"width": 1400, "height": 1000},
+        )
+        page = context.new_page()
+        try:
+            yield page
+        except BaseException:
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(Exception):
+                page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+            raise
+        finally:
+            context.close()

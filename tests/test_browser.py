@@ -1,0 +1,85 @@
+"""The tour notebook's sharpness widget in a real browser, served by Voilà and by JupyterLab.
+
+A person opens the notebook, runs it, moves the epsilon slider down: the coupling must
+sharpen, so the renormalized entropy shown on the page must fall and the plotted coupling
+must change. Both are read from the page itself (the DOM and plotly's own data).
+"""
+
+import time
+
+import pytest
+
+import _browser
+
+NOTEBOOK = "notebooks/00_ot_tour.ipynb"
+WIDGET = ".otkit-sharpness"
+SLIDER_HANDLE = f"{WIDGET} .otkit-control-relative-epsilon .noUi-handle"
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+def _entropy(page) -> float:
+    return float(page.get_attribute(f"{WIDGET} .otkit-stat-entropy", "data-value"))
+
+
+def _computes(page) -> int:
+    return int(page.get_attribute(f"{WIDGET} .otkit-status [data-computes]", "data-computes"))
+
+
+def _coupling_trace(page) -> list:
+    return page.evaluate(
+        """(sel) => {
+            const plot = document.querySelector(sel + ' .js-plotly-plot');
+            const trace = plot._fullData.find((t) => t.name === 'coupling');
+            return Array.from(trace.x);
+        }""",
+        WIDGET,
+    )
+
+
+def _move_epsilon_down(page, presses: int = 12) -> None:
+    before_entropy, before_computes = _entropy(page), _computes(page)
+    before_trace = _coupling_trace(page)
+    page.focus(SLIDER_HANDLE)
+    for _ in range(presses):
+        page.keyboard.press("ArrowLeft")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and _computes(page) == before_computes:
+        page.wait_for_timeout(250)
+    page.wait_for_selector(f"{WIDGET} .otkit-status-ready", timeout=120_000)
+    after_entropy = _entropy(page)
+    assert _computes(page) > before_computes, "moving the slider did not recompute"
+    assert after_entropy < before_entropy - 0.05, (before_entropy, after_entropy)
+    assert _coupling_trace(page) != before_trace, "the plotted coupling did not change"
+    title = page.evaluate(
+        "(sel) => document.querySelector(sel + ' .js-plotly-plot').layout.title.text", WIDGET
+    )
+    assert f"{after_entropy:.4f}"[:5] in title, title
+
+
+def test_voila_dashboard_sharpness_widget():
+    _browser.require_browser()
+    with _browser.server("voila", NOTEBOOK, timeout=90) as (url, _):
+        with _browser.browser_page("voila-sharpness") as page:
+            page.goto(url + "/", timeout=300_000)
+            page.wait_for_selector(f"{WIDGET} .otkit-stat-entropy", timeout=300_000)
+            page.wait_for_selector(f"{WIDGET} .js-plotly-plot", timeout=60_000)
+            _move_epsilon_down(page)
+
+
+def test_jupyterlab_run_all_then_move_epsilon():
+    _browser.require_browser()
+    with _browser.server("lab", timeout=90) as (url, token):
+        with _browser.browser_page("lab-sharpness") as page:
+            page.goto(f"{url}/lab/tree/{NOTEBOOK}?token={token}", timeout=120_000)
+            page.wait_for_selector(".jp-Notebook", timeout=120_000)
+            # the kernel name shows once the kernel is connected (the status says Idle before)
+            page.wait_for_selector(".jp-Toolbar-kernelName:has-text('Python 3')", timeout=120_000)
+            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']",
+                                   timeout=120_000)
+            page.click("text=Run", timeout=30_000)
+            page.click("li[data-command='runmenu:run-all']", timeout=30_000)
+            page.wait_for_selector(f"{WIDGET} .otkit-stat-entropy", timeout=400_000)
+            page.wait_for_selector(f"{WIDGET} .js-plotly-plot", timeout=60_000)
+            page.locator(WIDGET).scroll_into_view_if_needed()
+            _move_epsilon_down(page)
