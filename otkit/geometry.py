@@ -19,9 +19,9 @@ from .costs import Cost
 
 __all__ = ["PointCloud", "default_mode", "default_block_size"]
 
-# Dense mode when the cost and its transpose take at most this many bytes (CPU). Measured
-# (benchmarks/RESULTS.md): dense passes run 1.5 G cells/s against 0.5-1.0 online, so dense is
-# worth its memory up to a few GB.
+# Dense mode when the cost and its transpose take at most this many bytes (CPU). A dense pass
+# reads C once (1.5 G cells/s measured on a quiet 2-core machine); an online band must first
+# be built by a matrix product (0.5-1.0), so dense is worth its memory up to a few GB.
 _DENSE_BYTES_CPU = 4 * 2**30
 # Target cells per band in online mode: large enough for matrix-product efficiency, small
 # enough to stay in the last-level cache (measured best around 2-4 M cells).

@@ -102,7 +102,7 @@ class ShiftedLSE:
         bands: ``() -> iterator of (rows, R[rows])`` covering all rows.
         rows_of: ``index -> R[index]`` for the rows whose fast pass fell out of range.
         offsets: ``(r, s)`` or None (then R = C).
-        band_rows: rows per band when redoing rows, to bound memory.
+        band_cells: cells per band when redoing rows, to bound memory.
     """
 
     def __init__(
@@ -110,12 +110,12 @@ class ShiftedLSE:
         bands: Callable[[], Iterator[tuple[slice, torch.Tensor]]],
         rows_of: Callable[[torch.Tensor], torch.Tensor],
         offsets: tuple[torch.Tensor, torch.Tensor] | None = None,
-        band_rows: int = 4096,
+        band_cells: int = 2**22,
     ):
         self.bands = bands
         self.rows_of = rows_of
         self.offsets = offsets
-        self.band_rows = band_rows
+        self.band_cells = band_cells
 
     def __call__(
         self, h: torch.Tensor, shift: torch.Tensor, inv_eps: torch.Tensor
@@ -140,8 +140,9 @@ class ShiftedLSE:
             return shift + total.log(), total
         lse = shift + total.clamp_min(torch.finfo(total.dtype).tiny).log()
         bad_rows = bad.nonzero().squeeze(1)
-        for start in range(0, bad_rows.shape[0], self.band_rows):
-            idx = bad_rows[start : start + self.band_rows]
+        step = max(1, self.band_cells // h.shape[0])
+        for start in range(0, bad_rows.shape[0], step):
+            idx = bad_rows[start : start + step]
             block = self.rows_of(idx)
             exact = _call(_max_pass, block, h, inv_eps)
             redone = exact + _call(_sum_pass, block, h, exact, inv_eps).log()
