@@ -38,6 +38,16 @@ class CouplingMethods:
         raise NotImplementedError
 
     @property
+    def x(self) -> torch.Tensor:
+        """Source points ``[n, d]``."""
+        return self.geometry.x
+
+    @property
+    def y(self) -> torch.Tensor:
+        """Target points ``[m, d]``."""
+        return self.geometry.y
+
+    @property
     def shape(self) -> tuple[int, int]:
         return self.geometry.shape
 
@@ -155,5 +165,7 @@ class CouplingMethods:
         return points.to(self.geometry.x.dtype)
 
 
-def _log_or_neg_inf(t: torch.Tensor) -> torch.Tensor:
+
+def log_or_neg_inf(t: torch.Tensor) -> torch.Tensor:
+    """``log t`` with ``−inf`` where ``t = 0`` (no warning, no NaN)."""
     return torch.where(t > 0, t.clamp_min(torch.finfo(t.dtype).tiny).log(), -math.inf)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from .costs import Cost, get_cost
-from .coupling import CouplingMethods
+from .coupling import CouplingMethods, log_or_neg_inf
 from .geometry import PointCloud
 from .validation import check_clouds, check_weights
 
@@ -45,21 +45,12 @@ class EMDResult(CouplingMethods):
     message: str
     backend: str = "pot"
 
-    @property
-    def x(self) -> torch.Tensor:
-        return self.geometry.x
-
-    @property
-    def y(self) -> torch.Tensor:
-        return self.geometry.y
-
     def _plan_bands(self) -> Iterator[tuple[slice, torch.Tensor, torch.Tensor]]:
         for rows, cost in self.geometry.bands():
             yield rows, self.plan[rows], cost
 
     def _log_plan_rows(self, index: torch.Tensor) -> torch.Tensor:
-        rows = self.plan[index]
-        return torch.where(rows > 0, rows.clamp_min(torch.finfo(rows.dtype).tiny).log(), -torch.inf)
+        return log_or_neg_inf(self.plan[index])
 
     def coupling(self) -> torch.Tensor:
         return self.plan

@@ -28,7 +28,7 @@ from collections.abc import Iterator
 
 import torch
 
-from .backends import BACKENDS, Potentials, SinkhornProblem
+from .backends import BACKENDS, Potentials, SinkhornProblem, kl_penalty
 from .costs import Cost, get_cost
 from .coupling import CouplingMethods
 from .geometry import PointCloud, default_mode
@@ -77,14 +77,6 @@ class SinkhornResult(CouplingMethods):
     tol: float
 
     @property
-    def x(self) -> torch.Tensor:
-        return self.geometry.x
-
-    @property
-    def y(self) -> torch.Tensor:
-        return self.geometry.y
-
-    @property
     def cost(self) -> Cost:
         return self.geometry.cost
 
@@ -127,11 +119,12 @@ class SinkhornResult(CouplingMethods):
 
     @property
     def rho_a(self) -> float:
-        return _rho(self.epsilon, self.tau_a)
+        """KL marginal penalty ρ_a = ε τ_a / (1 − τ_a) (inf when balanced)."""
+        return kl_penalty(self.epsilon, self.tau_a)
 
     @property
     def rho_b(self) -> float:
-        return _rho(self.epsilon, self.tau_b)
+        return kl_penalty(self.epsilon, self.tau_b)
 
     def dual_objective(self) -> torch.Tensor:
         """The dual objective at (f, g) (module docstring); equals OT_ε at the optimum."""
@@ -158,10 +151,6 @@ class SinkhornResult(CouplingMethods):
 def _log0(w: torch.Tensor) -> torch.Tensor:
     """log w with log 0 = −inf kept out of arithmetic (a large negative number instead)."""
     return w.log().clamp_min(-1e4)
-
-
-def _rho(epsilon: float, tau: float) -> float:
-    return float("inf") if tau >= 1.0 else epsilon * tau / (1.0 - tau)
 
 
 def _dual_marginal_term(pot: torch.Tensor, w: torch.Tensor, rho: float) -> torch.Tensor:

@@ -20,7 +20,7 @@ import torch
 
 from ..geometry import PointCloud
 
-__all__ = ["SinkhornProblem", "Potentials", "residual", "BACKENDS"]
+__all__ = ["SinkhornProblem", "Potentials", "residual", "kl_penalty", "BACKENDS"]
 
 BACKENDS = ("torch", "geomloss", "pot")
 
@@ -45,11 +45,11 @@ class SinkhornProblem:
     @property
     def rho_a(self) -> float:
         """KL marginal penalty ρ_a = ε τ_a / (1 − τ_a) (inf when balanced)."""
-        return _rho(self.epsilon, self.tau_a)
+        return kl_penalty(self.epsilon, self.tau_a)
 
     @property
     def rho_b(self) -> float:
-        return _rho(self.epsilon, self.tau_b)
+        return kl_penalty(self.epsilon, self.tau_b)
 
     def log_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
         """``log a``, ``log b`` with zero weights at a large negative finite value."""
@@ -68,7 +68,8 @@ class Potentials:
     converged: bool
 
 
-def _rho(epsilon: float, tau: float) -> float:
+def kl_penalty(epsilon: float, tau: float) -> float:
+    """The KL marginal penalty ρ = ε τ / (1 − τ) of a relaxation τ = ρ / (ρ + ε); inf at τ = 1."""
     return float("inf") if tau >= 1.0 else epsilon * tau / (1.0 - tau)
 
 
