@@ -86,7 +86,9 @@ def _call(fn: Callable, *args: torch.Tensor) -> torch.Tensor:
     try:
         return kernel(*args)
     except Exception as err:  # pragma: no cover - no C++ compiler or Triton at first use
-        warnings.warn(f"torch.compile failed ({err}); otkit falls back to eager kernels")
+        warnings.warn(
+            f"torch.compile failed ({err}); otkit falls back to eager kernels", stacklevel=3
+        )
         _compiled[(fn.__name__, args[0].device.type)] = fn
         return fn(*args)
 

@@ -8,6 +8,7 @@ entropic coupling (its precision matrix), POT's log-domain Sinkhorn on fine grid
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from contextlib import contextmanager
 
@@ -583,10 +584,10 @@ def test_singular_source_rejected_where_an_inverse_is_needed():
 
 def test_results_are_frozen():
     res = entropic_ot(_m, _c, _m1, _c1, 0.1)
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         res.epsilon = 1.0  # type: ignore[misc]
     T = monge_map(_m, _c, _m1, _c1)
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         T.matrix = torch.eye(2)  # type: ignore[misc]
     with pytest.raises(ValueError, match="dimension"):
         T(torch.zeros(3, 3, dtype=F64))
