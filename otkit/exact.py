@@ -22,7 +22,7 @@ from .validation import check_clouds, check_weights
 __all__ = ["emd", "EMDResult"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class EMDResult(CouplingMethods):
     """An exact OT plan with the dual potentials of the linear program.
 
@@ -44,6 +44,13 @@ class EMDResult(CouplingMethods):
     converged: bool
     message: str
     backend: str = "pot"
+
+    def __repr__(self) -> str:
+        n, m = self.shape
+        return (
+            f"EMDResult(n={n}, m={m}, cost={self.geometry.cost.name!r}, "
+            f"converged={self.converged}, ot_cost={self.ot_cost().item():.6g})"
+        )
 
     def _plan_bands(self) -> Iterator[tuple[slice, torch.Tensor, torch.Tensor]]:
         for rows, cost in self.geometry.bands():

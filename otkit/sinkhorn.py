@@ -44,7 +44,7 @@ class ConvergenceWarning(UserWarning):
     """A solver stopped at ``max_iter`` before reaching its tolerance."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class SinkhornResult(CouplingMethods):
     """The solution of an entropic OT problem, as potentials; the plan is built on demand.
 
@@ -75,6 +75,17 @@ class SinkhornResult(CouplingMethods):
     errors: torch.Tensor
     backend: str
     tol: float
+
+    def __repr__(self) -> str:
+        n, m = self.shape
+        last = self.errors[-1].item() if self.errors.numel() else float("nan")
+        relax = "" if self.tau_a == self.tau_b == 1.0 else f", tau=({self.tau_a}, {self.tau_b})"
+        return (
+            f"SinkhornResult(n={n}, m={m}, cost={self.cost.name!r}, epsilon={self.epsilon:.4g}"
+            f"{relax}, converged={self.converged}, n_iter={self.n_iter}, error={last:.2e}, "
+            f"backend={self.backend!r}, mode={self.mode!r}, dtype={self.f.dtype}, "
+            f"device={self.f.device})"
+        )
 
     @property
     def cost(self) -> Cost:
