@@ -8,6 +8,7 @@ its kernel is quick). The rest (parameter parsing, grids, log_metrics by hand) n
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
@@ -19,6 +20,8 @@ import pytest
 import torch
 
 from otkit import runs
+from otkit.runs.execute import _make_run_dir, _param_hash
+from otkit.runs.files import MAX_METRIC_ELEMENTS, _now
 from otkit.runs import (
     METRICS_ENV,
     RunRecord,
@@ -85,7 +88,7 @@ def test_grid_gives_two_complete_runs(grid_runs):
         assert isinstance(record, RunRecord)
         d = record.path
         assert d.parent == runs_dir.resolve()
-        assert d.name.endswith("-metrics-" + runs._param_hash({"n": n, "x": 0.5, "label": "grid"}))
+        assert d.name.endswith("-metrics-" + _param_hash({"n": n, "x": 0.5, "label": "grid"}))
         assert RUN_FILES | {"metrics.ipynb"} <= {p.name for p in d.iterdir()}
         assert _no_temp_files(d)
         params = {"n": n, "x": 0.5, "label": "grid"}
@@ -201,8 +204,8 @@ def test_runs_are_never_overwritten(tmp_path, monkeypatch):
 
 
 def test_run_dir_names_are_unique(tmp_path):
-    started = runs._now()
-    made = [runs._make_run_dir(tmp_path, PLAIN_NB, "abc", started) for _ in range(3)]
+    started = _now()
+    made = [_make_run_dir(tmp_path, PLAIN_NB, "abc", started) for _ in range(3)]
     stamp = started.strftime("%Y%m%d-%H%M%S")
     assert [p.name for p in made] == [f"{stamp}-plain-abc", f"{stamp}-plain-abc-2", f"{stamp}-plain-abc-3"]
 
@@ -266,23 +269,27 @@ def test_log_metrics_rejects_bad_values(tmp_path, monkeypatch, fresh_metrics):
     with pytest.raises(TypeError, match="'obj'"):
         log_metrics(obj=object())
     with pytest.raises(ValueError, match="'big'"):
-        log_metrics(big=np.zeros(runs.MAX_METRIC_ELEMENTS + 1))
+        log_metrics(big=np.zeros(MAX_METRIC_ELEMENTS + 1))
     assert not (tmp_path / "metrics.json").exists()
 
 
 def test_runs_module_imports_no_notebook_stack():
     """otkit.runs is importable without Jupyter: papermill/yaml are imported inside functions."""
-    import ast
+    top = set()
+    for module in Path(runs.__file__).parent.glob("*.py"):
+        top |= _top_level_imports(ast.parse(module.read_text()))
+    stack = {"papermill", "nbformat", "nbclient", "jupyter_client", "ipykernel", "IPython", "yaml", "tqdm", "torch"}
+    assert not top & stack, top & stack
 
-    tree = ast.parse(Path(runs.__file__).read_text())
+
+def _top_level_imports(tree) -> set:
     top = set()
     for node in tree.body:
         if isinstance(node, ast.Import):
             top.update(a.name.split(".")[0] for a in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module:
             top.add(node.module.split(".")[0])
-    stack = {"papermill", "nbformat", "nbclient", "jupyter_client", "ipykernel", "IPython", "yaml", "tqdm", "torch"}
-    assert not top & stack, top & stack
+    return top
 
 
 # ----------------------------------------------------------------------------------------------

@@ -1,0 +1,59 @@
+"""Batch runs of notebooks with papermill, their metrics, and a summary of every run.
+
+Three pieces, usable from Python and from the command line:
+
+* :func:`log_metrics` is what a notebook calls to record its headline figures. Run by
+  papermill (through this module), the values go to the run's ``metrics.json`` (the path is in
+  the environment variable ``OTKIT_METRICS_PATH``); run by hand, they go to
+  ``runs/interactive/<notebook or "session">/metrics.json`` under the repository root (found by
+  looking upward from the current directory for the ``pyproject.toml`` of otkit; else the
+  current directory), so interactive runs never write into tracked files.
+* :func:`run_notebooks` executes every notebook with every parameter set, one run directory
+  each: ``<runs_dir>/<YYYYmmdd-HHMMSS>-<notebook stem>[-<param hash or name>]/`` holding the
+  executed notebook, ``params.json``, ``metrics.json``, ``status.json`` and ``log.txt``. Files
+  are written atomically, a directory is never reused, and a failing notebook is recorded
+  (``status.json`` says ``"failed"`` with the error) while the batch goes on.
+* :func:`summarize` reads a runs directory back; :func:`write_index` renders it to a
+  self-contained ``index.html`` (the runner refreshes it after every batch).
+
+Command line (``python -m otkit.runs`` or ``python -m otkit run``)::
+
+    python -m otkit.runs notebooks/01_x.ipynb -p n 500 -p epsilon 0.05 --quick
+    python -m otkit.runs notebooks/*.ipynb --grid grid.yaml --runs-dir runs
+    python -m otkit.runs summary --runs-dir runs
+
+Modules: :mod:`~otkit.runs.metrics` (the notebook helper), :mod:`~otkit.runs.params`
+(parameter parsing and grids), :mod:`~otkit.runs.execute` (papermill runs),
+:mod:`~otkit.runs.records` (reading runs back, the table and the HTML index),
+:mod:`~otkit.runs.cli` (the command line), :mod:`~otkit.runs.files` (file names, atomic writes).
+
+Nothing here imports Jupyter or papermill at import time: notebooks can call
+:func:`log_metrics` with only otkit installed; papermill is imported when a run starts.
+"""
+
+from .cli import main, parse_run_args
+from .execute import run_notebook, run_notebooks
+from .files import KERNEL_NAME, METRICS_ENV
+from .metrics import current_metrics, default_metrics_path, log_metrics, reset_metrics
+from .params import expand_grid, load_grid, parse_value
+from .records import RunRecord, format_table, summarize, write_index
+
+__all__ = [
+    "RunRecord",
+    "log_metrics",
+    "current_metrics",
+    "reset_metrics",
+    "default_metrics_path",
+    "run_notebook",
+    "run_notebooks",
+    "summarize",
+    "write_index",
+    "format_table",
+    "parse_value",
+    "parse_run_args",
+    "load_grid",
+    "expand_grid",
+    "main",
+    "METRICS_ENV",
+    "KERNEL_NAME",
+]
