@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .backends import BACKENDS, Potentials, SinkhornProblem, kl_penalty
+from .backends import BACKENDS, Potentials, SinkhornProblem, kl_penalty, log_weight
 from .costs import Cost, get_cost
 from .coupling import CouplingMethods
 from .geometry import PointCloud, default_mode
@@ -97,7 +97,7 @@ class SinkhornResult(CouplingMethods):
         return self.geometry.mode
 
     def _log_plan(self, rows: slice | torch.Tensor, cost: torch.Tensor) -> torch.Tensor:
-        la, lb = _log0(self.a[rows]), _log0(self.b)
+        la, lb = log_weight(self.a[rows]), log_weight(self.b)
         return la.unsqueeze(1) + lb.unsqueeze(0) + (
             self.f[rows].unsqueeze(1) + self.g.unsqueeze(0) - cost
         ) / self.epsilon
@@ -121,7 +121,7 @@ class SinkhornResult(CouplingMethods):
             x_new.shape[0], self.y.shape[1], dtype=self.y.dtype, device=self.y.device
         )
         band = max(1, 2**22 // self.y.shape[0])
-        logit_b = _log0(self.b) + self.g / self.epsilon
+        logit_b = log_weight(self.b) + self.g / self.epsilon
         for start in range(0, x_new.shape[0], band):
             cost = self.geometry.cost_to_y(x_new[start : start + band])
             weights = torch.softmax(logit_b.unsqueeze(0) - cost / self.epsilon, dim=1)
@@ -157,11 +157,6 @@ class SinkhornResult(CouplingMethods):
             if math.isfinite(rho):
                 value = value + rho * _kl(marg, w)
         return value
-
-
-def _log0(w: torch.Tensor) -> torch.Tensor:
-    """log w with log 0 = −inf kept out of arithmetic (a large negative number instead)."""
-    return w.log().clamp_min(-1e4)
 
 
 def _dual_marginal_term(pot: torch.Tensor, w: torch.Tensor, rho: float) -> torch.Tensor:

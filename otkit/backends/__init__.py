@@ -20,7 +20,7 @@ import torch
 
 from ..geometry import PointCloud
 
-__all__ = ["SinkhornProblem", "Potentials", "residual", "kl_penalty", "BACKENDS"]
+__all__ = ["SinkhornProblem", "Potentials", "residual", "kl_penalty", "log_weight", "BACKENDS"]
 
 BACKENDS = ("torch", "geomloss", "pot")
 
@@ -52,9 +52,8 @@ class SinkhornProblem:
         return kl_penalty(self.epsilon, self.tau_b)
 
     def log_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """``log a``, ``log b`` with zero weights at a large negative finite value."""
-        floor = -1e5 if self.a.dtype == torch.float64 else -1e4
-        return self.a.log().clamp_min(floor), self.b.log().clamp_min(floor)
+        """``log a``, ``log b`` (see :func:`log_weight`)."""
+        return log_weight(self.a), log_weight(self.b)
 
 
 @dataclass(frozen=True)
@@ -71,6 +70,11 @@ class Potentials:
 def kl_penalty(epsilon: float, tau: float) -> float:
     """The KL marginal penalty ρ = ε τ / (1 − τ) of a relaxation τ = ρ / (ρ + ε); inf at τ = 1."""
     return float("inf") if tau >= 1.0 else epsilon * tau / (1.0 - tau)
+
+
+def log_weight(w: torch.Tensor) -> torch.Tensor:
+    """``log w`` with zero weights at a large negative finite value, kept out of NaN arithmetic."""
+    return w.log().clamp_min(-1e5 if w.dtype == torch.float64 else -1e4)
 
 
 def residual(
