@@ -9,6 +9,7 @@ plan is P_ij = a_i b_j exp((f_i + g_j − C_ij)/ε) (see the README).
 from . import costs, gaussian
 from .costs import Cost, Dot, Euclidean, SqEuclidean
 from .exact import EMDResult, emd
+from .progot import ProgOTResult, progot
 from .sinkhorn import ConvergenceWarning, SinkhornResult, sinkhorn
 
 __version__ = "0.1.0"
@@ -19,6 +20,8 @@ __all__ = [
     "ConvergenceWarning",
     "emd",
     "EMDResult",
+    "progot",
+    "ProgOTResult",
     "costs",
     "gaussian",
     "Cost",
