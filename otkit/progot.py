@@ -189,17 +189,21 @@ def tune_end_epsilon(
                 f"[{', '.join(map(str, y_eval.shape))}], {y_eval.dtype} on {y_eval.device}"
             )
     base = resolve_epsilon(PointCloud(y, y, SqEuclidean()), None, relative_epsilon)[0]
-    errors, converged = [], []
-    for s in grid.tolist():
+    errors = torch.empty(grid.numel(), dtype=torch.float64)
+    converged = torch.empty(grid.numel(), dtype=torch.bool)
+    init = None
+    # Largest ε first, each fit warm-started from the last: ε-continuation makes the small
+    # scales cheap.
+    for i in torch.argsort(grid, descending=True).tolist():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            fit = sinkhorn(y, y, b, b, epsilon=s * base, **solver_kwargs)
-        errors.append(((fit.transport(y_eval) - y_eval) ** 2).sum(1).mean().item())
-        converged.append(fit.converged)
-    errors_t = torch.tensor(errors, dtype=torch.float64)
+            fit = sinkhorn(y, y, b, b, epsilon=grid[i].item() * base, init=init, **solver_kwargs)
+        init = (fit.f, fit.g)
+        errors[i] = ((fit.transport(y_eval) - y_eval) ** 2).sum(1).mean().item()
+        converged[i] = fit.converged
     return EpsilonTuning(
-        scales=grid, epsilons=grid * base, errors=errors_t,
-        converged=torch.tensor(converged), best=int(errors_t.argmin()),
+        scales=grid, epsilons=grid * base, errors=errors, converged=converged,
+        best=int(errors.argmin()),
     )
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..tables import text_table
 from .files import INDEX_FILE, INTERACTIVE_DIR, LOG_FILE, METRICS_FILE, PARAMS_FILE, STATUS_FILE, _atomic_write_text, _now, _read_json
 
 @dataclass(frozen=True)
@@ -173,12 +174,7 @@ def format_table(records: Sequence[RunRecord], max_width: int | None = 60) -> st
         ]
         for r in records
     ]
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip()]
-    lines.append("  ".join("-" * w for w in widths))
-    for row in rows:
-        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
-    return "\n".join(lines)
+    return text_table(header, rows)
 
 
 _HTML_STYLE = """
