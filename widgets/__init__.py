@@ -9,6 +9,10 @@ Each widget's computation is a plain function that tests call without a browser.
 """
 
 from .base import InteractiveFigure
+from .progot_explorer import ProgOTExplorer, ProgOTState, compute_progot
 from .sharpness import SharpnessExplorer, SharpnessState, compute_sharpness
 
-__all__ = ["InteractiveFigure", "SharpnessExplorer", "SharpnessState", "compute_sharpness"]
+__all__ = [
+    "InteractiveFigure", "SharpnessExplorer", "SharpnessState", "compute_sharpness",
+    "ProgOTExplorer", "ProgOTState", "compute_progot",
+]
