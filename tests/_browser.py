@@ -74,10 +74,17 @@ def server(kind: str, notebook: str | None = None, timeout: float = 90.0):
     log = Path(tempfile.mkstemp(prefix=f"otkit-{kind}-", suffix=".log")[1])
     env = dict(os.environ, OTKIT_METRICS_PATH=str(log.with_suffix(".metrics.json")))
     if kind == "lab":
+        # Autosave off: a test must not rewrite the committed notebooks (Lab would save
+        # them with its own metadata).
+        settings = Path(tempfile.mkdtemp(prefix="otkit-lab-settings-"))
+        plugin = settings / "@jupyterlab" / "docmanager-extension" / "plugin.jupyterlab-settings"
+        plugin.parent.mkdir(parents=True)
+        plugin.write_text('{"autosave": false}')
         cmd = [
             _bin("jupyter"), "lab", "--no-browser", "--ServerApp.ip=127.0.0.1",
             f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
             f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={ROOT}",
+            f"--LabApp.user_settings_dir={settings}",
         ]
         if os.geteuid() == 0:
             cmd.append("--allow-root")

@@ -69,6 +69,7 @@ def test_voila_dashboard_sharpness_widget():
 
 def test_jupyterlab_run_all_then_move_epsilon():
     _browser.require_browser()
+    committed = (_browser.ROOT / NOTEBOOK).read_bytes()
     with _browser.server("lab", timeout=90) as (url, token):
         with _browser.browser_page("lab-sharpness") as page:
             page.goto(f"{url}/lab/tree/{NOTEBOOK}?token={token}", timeout=120_000)
@@ -83,3 +84,4 @@ def test_jupyterlab_run_all_then_move_epsilon():
             page.wait_for_selector(f"{WIDGET} .js-plotly-plot", timeout=60_000)
             page.locator(WIDGET).scroll_into_view_if_needed()
             _move_epsilon_down(page)
+    assert (_browser.ROOT / NOTEBOOK).read_bytes() == committed, "JupyterLab rewrote the notebook"

@@ -291,3 +291,31 @@ def test_cuda_matches_cpu():
     gpu = progot(x.cuda(), y.cuda(), num_steps=3, tol=1e-7)
     assert gpu.xs[-1].device.type == "cuda"
     torch.testing.assert_close(gpu.xs[-1].cpu(), cpu.xs[-1], rtol=0, atol=1e-6)
+
+
+def test_two_steps_match_ott_jax_progot():
+    """OTT-JAX's ProgOT agrees with otkit's for K = 2, where its fit-loop slip has no effect.
+
+    (Its slip, displacing from x⁽⁰⁾ while fitting, first changes the cloud of step 3.) OTT's
+    cost is ‖x − y‖², twice otkit's, so its ε is twice ours.
+    """
+    pytest.importorskip("ott.tools.progot")
+    import jax.numpy as jnp
+    from ott.geometry import pointcloud
+    from ott.problems.linear import linear_problem
+    from ott.tools import progot as progot_ott
+
+    x, y = clouds(200, d=3)
+    x_test = clouds(50, d=3, seed=4)[0]
+    epsilons = [0.4, 0.1]
+    ours = progot(x, y, alpha="lin", epsilon=epsilons, tol=1e-6, max_iter=5000)
+    geom = pointcloud.PointCloud(jnp.asarray(x.numpy()), jnp.asarray(y.numpy()))
+    solver = progot_ott.ProgOT(
+        alphas=progot_ott.get_alpha_schedule("lin", num_steps=2),
+        epsilons=jnp.asarray([2 * e for e in epsilons]),
+    )
+    out = solver(linear_problem.LinearProblem(geom), warm_start=True, threshold=1e-6, max_iterations=5000)
+    theirs, _ = out.transport(jnp.asarray(x_test.numpy()))
+    torch.testing.assert_close(
+        ours.transport(x_test), torch.tensor(theirs.tolist(), dtype=F64), rtol=0, atol=2e-3
+    )
