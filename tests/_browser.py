@@ -85,6 +85,8 @@ def server(kind: str, notebook: str | None = None, timeout: float = 90.0):
             f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
             f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={ROOT}",
             f"--LabApp.user_settings_dir={settings}",
+            # a fresh workspace: Lab must not reopen the tabs of an earlier session
+            f"--LabApp.workspaces_dir={settings / 'workspaces'}",
         ]
         if os.geteuid() == 0:
             cmd.append("--allow-root")

@@ -1,0 +1,142 @@
+"""The ProgOT explorer in a real browser, served by Voilà and by JupyterLab.
+
+A person opens tests/data/browser/progot_explorer.ipynb, raises the number of steps with the
+keyboard on the slider: the schedule bars must grow to the new K and the stats must be
+recomputed; then moves the step slider: the plotted cloud must change without a recompute.
+Everything is read from the page itself (the DOM's data-value attributes and plotly's own
+``_fullData`` and ``layout.meta``).
+"""
+
+import shutil
+import time
+
+import pytest
+
+import _browser
+
+NOTEBOOK = "tests/data/browser/progot_explorer.ipynb"
+WIDGET = ".otkit-progot"
+HANDLE = WIDGET + " .otkit-control-{} .noUi-handle"
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread_kernels(monkeypatch):
+    """The kernels inherit this: on a busy 2-core machine, OpenMP's barriers make the widget's
+    small solves (n = 256) 100× slower with 2 threads than with 1 (seconds → minutes)."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+
+
+@pytest.fixture
+def _fresh_workspace(monkeypatch, tmp_path):
+    """JupyterLab with a workspace of its own: no tabs restored from earlier sessions (another
+    open notebook would start a second kernel and can take the Run menu's target)."""
+    monkeypatch.setenv("JUPYTERLAB_WORKSPACES_DIR", str(tmp_path / "workspaces"))
+
+
+@pytest.fixture
+def _notebook_kept():
+    """The notebook must come back unchanged (_browser turns Lab's autosave off); the
+    checkpoint Lab makes on opening it is removed."""
+    path = _browser.ROOT / NOTEBOOK
+    original = path.read_bytes()
+    checkpoints = path.parent / ".ipynb_checkpoints"
+    had_checkpoints = checkpoints.exists()
+    yield
+    if not had_checkpoints:
+        shutil.rmtree(checkpoints, ignore_errors=True)
+    if path.read_bytes() != original:
+        path.write_bytes(original)
+        pytest.fail(f"JupyterLab rewrote {NOTEBOOK} (now restored)")
+
+
+def _stat(page, name: str) -> str:
+    return page.get_attribute(f"{WIDGET} .otkit-stat-{name}", "data-value")
+
+
+def _computes(page) -> int:
+    return int(page.get_attribute(f"{WIDGET} .otkit-status [data-computes]", "data-computes"))
+
+
+def _plot(page) -> dict:
+    """What plotly drew: each trace's x by name, and layout.meta."""
+    return page.evaluate(
+        """(sel) => {
+            const plot = document.querySelector(sel + ' .js-plotly-plot');
+            const xs = {};
+            for (const t of plot._fullData) xs[t.name] = Array.from(t.x || []);
+            return {x: xs, meta: plot.layout.meta};
+        }""",
+        WIDGET,
+    )
+
+
+def _wait_for(page, condition, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+        page.wait_for_timeout(250)
+
+
+def _raise_steps_then_move_step(page) -> None:
+    before = _plot(page)
+    assert len(before["x"]["alpha"]) == 4 and before["meta"]["num_steps"] == 4
+    iterations, computes = _stat(page, "iterations"), _computes(page)
+
+    # K: 4 → 6 with the keyboard (the debounce may fold both presses into one compute)
+    page.focus(HANDLE.format("num-steps"))
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowRight")
+    _wait_for(page, lambda: _stat(page, "steps") == "6", 300, "the stats for K = 6")
+    page.wait_for_selector(f"{WIDGET} .otkit-status-ready", timeout=300_000)
+    _wait_for(page, lambda: len(_plot(page)["x"]["alpha"]) == 6, 30, "6 alpha bars")
+    after = _plot(page)
+    assert _computes(page) > computes, "raising K did not recompute"
+    assert after["x"]["alpha"] == [1, 2, 3, 4, 5, 6], after["x"]["alpha"]
+    assert len(after["x"]["epsilon"]) == 6 and len(after["x"]["progress"]) == 7
+    assert after["meta"]["num_steps"] == 6 and after["meta"]["step"] == 6
+    assert _stat(page, "iterations") != iterations, "the iteration count was not recomputed"
+    assert int(_stat(page, "iterations")) == after["meta"]["total_iterations"]
+    assert float(_stat(page, "map-error")) == pytest.approx(after["meta"]["map_error"])
+
+    # the step slider followed K to its end; one step back shows x⁽⁵⁾: a redraw, no compute
+    computes = _computes(page)
+    page.focus(HANDLE.format("step"))
+    page.keyboard.press("ArrowLeft")
+    _wait_for(page, lambda: _plot(page)["meta"]["step"] == 5, 30, "the step-5 cloud")
+    moved = _plot(page)
+    assert moved["x"]["cloud"] != after["x"]["cloud"], "the plotted cloud did not change"
+    assert moved["x"]["alpha"] == after["x"]["alpha"]
+    page.wait_for_timeout(500)  # a recompute, if any, would have been scheduled by now
+    assert _computes(page) == computes, "moving the step slider recomputed"
+    assert page.locator(f"{WIDGET} .otkit-status-busy").count() == 0
+
+
+def test_voila_progot_explorer():
+    _browser.require_browser()
+    with _browser.server("voila", NOTEBOOK, timeout=90) as (url, _):
+        with _browser.browser_page("voila-progot") as page:
+            page.goto(url + "/", timeout=300_000)
+            page.wait_for_selector(f"{WIDGET} .otkit-stat-map-error", timeout=300_000)
+            page.wait_for_selector(f"{WIDGET} .js-plotly-plot", timeout=60_000)
+            _raise_steps_then_move_step(page)
+
+
+def test_jupyterlab_run_all_then_change_steps(_fresh_workspace, _notebook_kept):
+    _browser.require_browser()
+    with _browser.server("lab", timeout=90) as (url, token):
+        with _browser.browser_page("lab-progot") as page:
+            page.goto(f"{url}/lab/tree/{NOTEBOOK}?token={token}", timeout=120_000)
+            page.wait_for_selector(".jp-Notebook", timeout=120_000)
+            # the kernel name shows once the kernel is connected (the status says Idle before)
+            page.wait_for_selector(".jp-Toolbar-kernelName:has-text('Python 3')", timeout=120_000)
+            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']",
+                                   timeout=120_000)
+            page.click(".lm-MenuBar-itemLabel:text-is('Run')", timeout=30_000)
+            page.click("li[data-command='runmenu:run-all']", timeout=30_000)
+            page.wait_for_selector(f"{WIDGET} .otkit-stat-map-error", timeout=400_000)
+            page.wait_for_selector(f"{WIDGET} .js-plotly-plot", timeout=60_000)
+            page.locator(WIDGET).scroll_into_view_if_needed()
+            _raise_steps_then_move_step(page)
