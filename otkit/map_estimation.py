@@ -29,7 +29,13 @@ import torch
 from .costs import SqEuclidean
 from .geometry import PointCloud
 from .ground_truth import GroundTruthMap, map_error
-from .progot import ALPHA_SCHEDULES, alpha_schedule, epsilon_schedule, progot, tune_end_epsilon
+from .progot import (
+    ALPHA_SCHEDULES,
+    alpha_schedule,
+    epsilon_schedule,
+    progot,
+    tune_end_epsilon,
+)
 from .sinkhorn import ConvergenceWarning, resolve_epsilon, sinkhorn
 
 __all__ = [

@@ -27,7 +27,12 @@ import torch
 from .costs import SqEuclidean
 from .geometry import PointCloud
 from .progot import progot
-from .sinkhorn import DEFAULT_RELATIVE_EPSILON, ConvergenceWarning, resolve_epsilon, sinkhorn
+from .sinkhorn import (
+    DEFAULT_RELATIVE_EPSILON,
+    ConvergenceWarning,
+    resolve_epsilon,
+    sinkhorn,
+)
 from .validation import check_clouds, check_positive
 
 __all__ = ["CouplingScore", "compare_coupling_solvers", "progot_epsilons"]
