@@ -56,6 +56,7 @@ __all__ = [
     "progot",
     "ProgOTResult",
     "EpsilonTuning",
+    "EdgeOfGridWarning",
     "alpha_schedule",
     "progress_schedule",
     "epsilon_schedule",
@@ -76,6 +77,10 @@ DEFAULT_EPSILON_SCALES = tuple(2.0**p for p in range(-10, 3))
 
 #: Fraction of the target held out to tune ε_end when no ``y_eval`` is given.
 HELD_OUT_FRACTION = 0.2
+
+
+class EdgeOfGridWarning(UserWarning):
+    """The tuned ε_end is the smallest or largest of the grid tried."""
 
 
 # --------------------------------------------------------------------------- schedules
@@ -199,9 +204,17 @@ def tune_end_epsilon(
             fit = sinkhorn(y, y, b, b, epsilon=scale * base, **solver_kwargs)
         errors[i] = ((fit.transport(y_eval) - y_eval) ** 2).sum(1).mean().item()
         converged[i] = fit.converged
+    best = int(errors.argmin())
+    if grid.numel() > 1 and grid[best] in (grid.min(), grid.max()):
+        side = "largest" if grid[best] == grid.max() else "smallest"
+        warnings.warn(
+            f"the tuned epsilon_end sits at the {side} scale of the grid ({grid[best].item():g}):"
+            " the best may lie beyond it; widen epsilon_scales",
+            EdgeOfGridWarning,
+            stacklevel=2,
+        )
     return EpsilonTuning(
-        scales=grid, epsilons=grid * base, errors=errors, converged=converged,
-        best=int(errors.argmin()),
+        scales=grid, epsilons=grid * base, errors=errors, converged=converged, best=best
     )
 
 
@@ -289,7 +302,13 @@ class ProgOTResult:
         return path if return_path else z
 
     def coupling(self) -> torch.Tensor:
-        """The last step's plan ``[n, m]`` (rows indexed by the original points)."""
+        """The last step's plan ``[n, m]`` (rows indexed by the original points).
+
+        It is the entropic plan between the moved cloud x⁽ᴷ⁻¹⁾ and y, read as a coupling of
+        x and y through the indices: the final ε blurs the remaining displacement, not the
+        whole one, and earlier steps' map errors are part of it. At equal final ε it is not
+        Sinkhorn's plan between x and y (benchmarks/PROGOT.md measures the difference).
+        """
         return self.steps[-1].coupling()
 
     def apply(self, v: torch.Tensor, transpose: bool = False) -> torch.Tensor:

@@ -308,14 +308,26 @@ def test_two_steps_match_ott_jax_progot():
     x, y = clouds(200, d=3)
     x_test = clouds(50, d=3, seed=4)[0]
     epsilons = [0.4, 0.1]
-    ours = progot(x, y, alpha="lin", epsilon=epsilons, tol=1e-6, max_iter=5000)
+    ours = progot(x, y, alpha="lin", epsilon=epsilons, tol=1e-5, max_iter=5000)
     geom = pointcloud.PointCloud(jnp.asarray(x.numpy()), jnp.asarray(y.numpy()))
     solver = progot_ott.ProgOT(
         alphas=progot_ott.get_alpha_schedule("lin", num_steps=2),
         epsilons=jnp.asarray([2 * e for e in epsilons]),
     )
-    out = solver(linear_problem.LinearProblem(geom), warm_start=True, threshold=1e-6, max_iterations=5000)
+    out = solver(linear_problem.LinearProblem(geom), warm_start=True, threshold=1e-5, max_iterations=5000)
     theirs, _ = out.transport(jnp.asarray(x_test.numpy()))
     torch.testing.assert_close(
         ours.transport(x_test), torch.tensor(theirs.tolist(), dtype=F64), rtol=0, atol=2e-3
     )
+
+
+def test_tuning_at_the_edge_of_the_grid_warns():
+    from otkit.progot import EdgeOfGridWarning
+
+    _, y = clouds(200)
+    with pytest.warns(EdgeOfGridWarning, match="smallest scale"):
+        tuning = tune_end_epsilon(y, scales=[2.0, 4.0, 8.0], generator=torch.Generator().manual_seed(0))
+    assert tuning.best == 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", EdgeOfGridWarning)
+        tune_end_epsilon(y, scales=[1e-3, 0.03, 8.0], generator=torch.Generator().manual_seed(0))
