@@ -12,7 +12,7 @@ Estimators compared (Kassraie et al. 2024, §5.1):
 
 * the entropic map (Pooladian and Niles-Weed 2021) at ε = ``relative_epsilon`` × std C, at
   the default 0.05 and over a grid; the grid's best uses the ground truth (an oracle no user
-  has), so it bounds what any ε rule for the entropic map could reach;
+  has), so it bounds what any rule choosing ε on that grid could reach;
 * ProgOT (:func:`otkit.progot`) for each K, α schedule and ε mode (``"default"`` or
   ``"tuned"``, the latter chosen on the target alone).
 """
@@ -123,7 +123,7 @@ def compare_map_estimators(
                 seconds=time.perf_counter() - start, iterations=fit.n_iter,
                 converged=fit.converged,
             ))
-        if "tuned" in epsilon_modes:
+        if "tuned" in epsilon_modes and num_steps:
             # ε_end depends on y alone: tune once, as progot(epsilon="tuned") would each time.
             start = time.perf_counter()
             tuning = tune_end_epsilon(y, generator=torch.Generator().manual_seed(seed), **solver)

@@ -23,8 +23,8 @@ Step sizes (the paper's §4; progress t_k = 1 − Π_{l≤k}(1 − α_l), t_0 = 
 * ``"exp"``:  α_k = 1/e,                          t_k = 1 − (1 − 1/e)^k (never reaches 1: the
   last cloud stops short of the target, as in the paper and OTT-JAX).
 
-Regularization (the paper's Algorithm 4): by default each step uses ``relative_epsilon`` (0.05)
-× std of its own cost matrix. ``epsilon="tuned"`` interpolates ε_k = (1 − t_{k−1}) ε_start +
+Regularization: by default each step uses ``relative_epsilon`` (0.05) × std of its own cost
+matrix (OTT-JAX's default). ``epsilon="tuned"`` (the paper's Algorithm 4) interpolates ε_k = (1 − t_{k−1}) ε_start +
 t_{k−1} ε_end from ε_start = ``start_epsilon_scale`` × 0.05 std C(x, y) to an ε_end chosen
 on the target alone: for each scale s of a grid, fit y → y at ε = s × 0.05 std C(y, y) and keep
 the s whose entropic map best reproduces held-out target points. Warm start: step k + 1 begins
@@ -50,7 +50,7 @@ from .sinkhorn import (
     resolve_epsilon,
     sinkhorn,
 )
-from .validation import check_cloud, check_clouds, check_positive
+from .validation import check_cloud, check_clouds, check_positive, check_weights
 
 __all__ = [
     "progot",
@@ -181,12 +181,14 @@ def tune_end_epsilon(
     grid = _as_schedule("scales", scales)
     if not (grid > 0).all():
         raise ValueError(f"scales must be positive, got {grid.tolist()}")
+    y = check_cloud("y", y)
+    if b is not None:
+        b = check_weights("b", b, y.shape[0], y)
     if y_eval is None:
         if b is not None:
             raise ValueError("give y_eval with b: held-out points cannot be split off weighted y")
         y, y_eval = _split_held_out(y, generator)
     else:
-        y = check_cloud("y", y)
         y_eval = check_cloud("y_eval", y_eval)
         if y_eval.shape[1] != y.shape[1] or y_eval.device != y.device or y_eval.dtype != y.dtype:
             raise ValueError(
@@ -204,7 +206,9 @@ def tune_end_epsilon(
             fit = sinkhorn(y, y, b, b, epsilon=scale * base, **solver_kwargs)
         errors[i] = ((fit.transport(y_eval) - y_eval) ** 2).sum(1).mean().item()
         converged[i] = fit.converged
-    best = int(errors.argmin())
+    if not torch.isfinite(errors).any():
+        raise FloatingPointError("every fit of the epsilon_end grid gave a non-finite error")
+    best = int(torch.where(torch.isfinite(errors), errors, math.inf).argmin())
     if grid.numel() > 1 and grid[best] in (grid.min(), grid.max()):
         side = "largest" if grid[best] == grid.max() else "smallest"
         warnings.warn(
@@ -289,7 +293,7 @@ class ProgOTResult:
 
         The recursion of the fit: z ← (1 − α_k) z + α_k T_k(z). Returns ``[k, d]``, or with
         ``return_path`` the list of the K' + 1 clouds ``[x_new, ..., z⁽ᴷ'⁾]`` (on the training
-        points it equals ``xs``).
+        points it equals ``xs``). With ``num_steps=0`` the input itself comes back.
         """
         steps = self.num_steps if num_steps is None else num_steps
         if isinstance(steps, bool) or not isinstance(steps, int) or not 0 <= steps <= self.num_steps:
@@ -374,7 +378,20 @@ def progot(
         progress: show a tqdm bar over the steps.
     """
     x, y = check_clouds(x, y)
+    check_weights("a", a, x.shape[0], x)
+    check_weights("b", b, y.shape[0], y)
     k_steps = _resolve_num_steps(num_steps, alpha, epsilon)
+    if epsilon != "tuned":
+        # the tuned mode's options must not be silently ignored
+        given = [
+            name for name, changed in (
+                ("y_eval", y_eval is not None),
+                ("start_epsilon_scale", start_epsilon_scale != 1.0),
+                ("epsilon_scales", epsilon_scales is not DEFAULT_EPSILON_SCALES),
+            ) if changed
+        ]
+        if given:
+            raise ValueError(f"{', '.join(given)} only apply to epsilon='tuned'")
     alphas = alpha_schedule(alpha, k_steps)
     if relative_epsilon is not None:
         check_positive("relative_epsilon", relative_epsilon)
@@ -388,10 +405,15 @@ def progot(
     elif isinstance(epsilon, str):
         if epsilon != "tuned":
             raise ValueError(f"epsilon must be None, 'tuned', a number or {k_steps} values, got {epsilon!r}")
+        if b is not None and y_eval is None:
+            raise ValueError(
+                "epsilon='tuned' with weights b needs y_eval: held-out points cannot be split "
+                "off a weighted target"
+            )
         start_scale = check_positive("start_epsilon_scale", start_epsilon_scale)
         start = start_scale * resolve_epsilon(PointCloud(x, y, SqEuclidean()), None, rel)[0]
         tuning = tune_end_epsilon(
-            y, y_eval, None if y_eval is None else b, scales=epsilon_scales,
+            y, y_eval, b, scales=epsilon_scales,
             relative_epsilon=rel, generator=generator, **solver,
         )
         epsilons = epsilon_schedule(start, tuning.epsilon, alphas)
@@ -484,5 +506,6 @@ def _split_held_out(
     held = max(1, round(HELD_OUT_FRACTION * m))
     if m - held < 2:
         raise ValueError(f"y has {m} points: too few to hold some out for tuning; pass y_eval")
-    perm = torch.randperm(m, generator=generator).to(y.device)
+    device = generator.device if generator is not None else torch.device("cpu")
+    perm = torch.randperm(m, generator=generator, device=device).to(y.device)
     return y[perm[held:]], y[perm[:held]]

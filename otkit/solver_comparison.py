@@ -7,7 +7,7 @@ std C(x, y) and stops at the same L1 marginal tolerance:
 * ``"sinkhorn"``: a cold start at ε_final;
 * ``"sinkhorn-scaling"``: ε annealed from std C by a factor q per iteration down to ε_final
   (:func:`otkit.sinkhorn` with ``epsilon_scaling=q``);
-* ``"progot"``: K steps whose ε decreases geometrically from 0.05 std C to ε_final
+* ``"progot"``: K steps whose ε moves geometrically from 0.05 std C to ε_final
   (:func:`progot_epsilons`), so that its last step solves at ε_final, warm-started.
 
 Each is scored by its Sinkhorn iterations (ProgOT: summed over steps), wall time, convergence

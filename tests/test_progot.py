@@ -95,6 +95,31 @@ def test_one_full_step_is_the_plain_entropic_map():
     torch.testing.assert_close(one.coupling(), plain.coupling(), rtol=0, atol=1e-12)
 
 
+def test_warm_start_is_the_scaled_previous_potentials(monkeypatch):
+    """Step k + 1 starts from (1 − α_k)(f_k, g_k); without warm_start from nothing."""
+    import sys
+
+    module = sys.modules["otkit.progot"]  # the attribute otkit.progot is the function
+    inits, results = [], []
+
+    def spy(*args, init=None, **kwargs):
+        inits.append(init)
+        results.append(sinkhorn(*args, init=init, **kwargs))
+        return results[-1]
+
+    monkeypatch.setattr(module, "sinkhorn", spy)
+    x, y = clouds(100)
+    fit = progot(x, y, num_steps=3, alpha="quad")
+    assert inits[0] is None
+    for k in range(2):
+        alpha = fit.alphas[k].item()
+        torch.testing.assert_close(inits[k + 1][0], (1 - alpha) * results[k].f, rtol=0, atol=0)
+        torch.testing.assert_close(inits[k + 1][1], (1 - alpha) * results[k].g, rtol=0, atol=0)
+    inits.clear()
+    progot(x, y, num_steps=3, warm_start=False)
+    assert inits == [None, None, None]
+
+
 def test_warm_start_reaches_the_same_solution():
     x, y = clouds(200)
     warm = progot(x, y, num_steps=3, tol=1e-6, warm_start=True)
@@ -205,6 +230,12 @@ def test_given_epsilons_are_used_as_is():
         (dict(relative_epsilon=0.0), "relative_epsilon"),
         (dict(epsilon="tuned", epsilon_scales=[0.1, -1.0]), "scales must be positive"),
         (dict(epsilon="tuned", start_epsilon_scale=0.0), "start_epsilon_scale"),
+        (dict(start_epsilon_scale=2.0), "start_epsilon_scale only apply to epsilon='tuned'"),
+        (dict(epsilon=0.1, epsilon_scales=[1.0]), "epsilon_scales only apply"),
+        (dict(y_eval=torch.zeros(5, 2, dtype=F64)), "y_eval only apply"),
+        (dict(a=torch.ones(7, dtype=F64)), "a must have shape"),
+        (dict(b=-torch.ones(30, dtype=F64) / 30), "b"),
+        (dict(epsilon="tuned", b=torch.ones(30, dtype=F64) / 30), "needs y_eval"),
     ],
 )
 def test_bad_schedules_raise_clear_errors(kwargs, match):
@@ -223,6 +254,12 @@ def test_bad_inputs_raise_clear_errors(fitted):
         fitted.transport(fitted.x, num_steps=5)
     with pytest.raises(ValueError, match="x and y must have the same dimension"):
         progot(x, y[:, :1])
+    with pytest.raises(ValueError, match="y_eval must be like y"):
+        progot(x, y, epsilon="tuned", y_eval=torch.zeros(5, 2, dtype=torch.float32))
+    with pytest.raises(TypeError, match="y must be a torch.Tensor"):
+        tune_end_epsilon([[0.0, 1.0]] * 10)
+    with pytest.raises(ValueError, match="b must have shape"):
+        tune_end_epsilon(y, y[:5], torch.ones(3, dtype=F64))
 
 
 def test_non_convergence_warns_once_and_is_reported():
