@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -120,6 +121,40 @@ def server(kind: str, notebook: str | None = None, timeout: float = 90.0):
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+@contextlib.contextmanager
+def notebook_kept(notebook: str):
+    """The committed ``notebook`` must come back unchanged from a Lab session.
+
+    ``server("lab")`` turns autosave off; should the file change anyway it is restored and the
+    test fails. The checkpoint folder Lab makes on opening it is removed if it was not there.
+    """
+    import pytest
+
+    path = ROOT / notebook
+    original = path.read_bytes()
+    checkpoints = path.parent / ".ipynb_checkpoints"
+    had_checkpoints = checkpoints.exists()
+    yield
+    if not had_checkpoints:
+        shutil.rmtree(checkpoints, ignore_errors=True)
+    if path.read_bytes() != original:
+        path.write_bytes(original)
+        pytest.fail(f"JupyterLab rewrote {notebook} (now restored)")
+
+
+def lab_run_all(page, url: str, token: str, notebook: str) -> None:
+    """Open ``notebook`` in JupyterLab, wait for its kernel, then Run > Run All Cells."""
+    page.goto(f"{url}/lab/tree/{notebook}?token={token}", timeout=120_000)
+    page.wait_for_selector(".jp-Notebook", timeout=120_000)
+    # the kernel name shows once the kernel is connected (the status says Idle before)
+    page.wait_for_selector(".jp-Toolbar-kernelName:has-text('Python 3')", timeout=120_000)
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']",
+                           timeout=120_000)
+    # the menu bar's own label: "text=Run" would match any text containing "run"
+    page.click(".lm-MenuBar-itemLabel:text-is('Run')", timeout=30_000)
+    page.click("li[data-command='runmenu:run-all']", timeout=30_000)
 
 
 @contextlib.contextmanager

@@ -69,19 +69,10 @@ def test_voila_dashboard_sharpness_widget():
 
 def test_jupyterlab_run_all_then_move_epsilon():
     _browser.require_browser()
-    committed = (_browser.ROOT / NOTEBOOK).read_bytes()
-    with _browser.server("lab", timeout=90) as (url, token):
+    with _browser.notebook_kept(NOTEBOOK), _browser.server("lab", timeout=90) as (url, token):
         with _browser.browser_page("lab-sharpness") as page:
-            page.goto(f"{url}/lab/tree/{NOTEBOOK}?token={token}", timeout=120_000)
-            page.wait_for_selector(".jp-Notebook", timeout=120_000)
-            # the kernel name shows once the kernel is connected (the status says Idle before)
-            page.wait_for_selector(".jp-Toolbar-kernelName:has-text('Python 3')", timeout=120_000)
-            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']",
-                                   timeout=120_000)
-            page.click("text=Run", timeout=30_000)
-            page.click("li[data-command='runmenu:run-all']", timeout=30_000)
+            _browser.lab_run_all(page, url, token, NOTEBOOK)
             page.wait_for_selector(f"{WIDGET} .otkit-stat-entropy", timeout=400_000)
             page.wait_for_selector(f"{WIDGET} .js-plotly-plot", timeout=60_000)
             page.locator(WIDGET).scroll_into_view_if_needed()
             _move_epsilon_down(page)
-    assert (_browser.ROOT / NOTEBOOK).read_bytes() == committed, "JupyterLab rewrote the notebook"

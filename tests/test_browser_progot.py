@@ -7,7 +7,6 @@ Everything is read from the page itself (the DOM's data-value attributes and plo
 ``_fullData`` and ``layout.meta``).
 """
 
-import shutil
 import time
 
 import pytest
@@ -26,29 +25,6 @@ def _one_thread_kernels(monkeypatch):
     """The kernels inherit this: on a busy 2-core machine, OpenMP's barriers make the widget's
     small solves (n = 256) 100× slower with 2 threads than with 1 (seconds → minutes)."""
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-
-
-@pytest.fixture
-def _fresh_workspace(monkeypatch, tmp_path):
-    """JupyterLab with a workspace of its own: no tabs restored from earlier sessions (another
-    open notebook would start a second kernel and can take the Run menu's target)."""
-    monkeypatch.setenv("JUPYTERLAB_WORKSPACES_DIR", str(tmp_path / "workspaces"))
-
-
-@pytest.fixture
-def _notebook_kept():
-    """The notebook must come back unchanged (_browser turns Lab's autosave off); the
-    checkpoint Lab makes on opening it is removed."""
-    path = _browser.ROOT / NOTEBOOK
-    original = path.read_bytes()
-    checkpoints = path.parent / ".ipynb_checkpoints"
-    had_checkpoints = checkpoints.exists()
-    yield
-    if not had_checkpoints:
-        shutil.rmtree(checkpoints, ignore_errors=True)
-    if path.read_bytes() != original:
-        path.write_bytes(original)
-        pytest.fail(f"JupyterLab rewrote {NOTEBOOK} (now restored)")
 
 
 def _stat(page, name: str) -> str:
@@ -124,18 +100,11 @@ def test_voila_progot_explorer():
             _raise_steps_then_move_step(page)
 
 
-def test_jupyterlab_run_all_then_change_steps(_fresh_workspace, _notebook_kept):
+def test_jupyterlab_run_all_then_change_steps():
     _browser.require_browser()
-    with _browser.server("lab", timeout=90) as (url, token):
+    with _browser.notebook_kept(NOTEBOOK), _browser.server("lab", timeout=90) as (url, token):
         with _browser.browser_page("lab-progot") as page:
-            page.goto(f"{url}/lab/tree/{NOTEBOOK}?token={token}", timeout=120_000)
-            page.wait_for_selector(".jp-Notebook", timeout=120_000)
-            # the kernel name shows once the kernel is connected (the status says Idle before)
-            page.wait_for_selector(".jp-Toolbar-kernelName:has-text('Python 3')", timeout=120_000)
-            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']",
-                                   timeout=120_000)
-            page.click(".lm-MenuBar-itemLabel:text-is('Run')", timeout=30_000)
-            page.click("li[data-command='runmenu:run-all']", timeout=30_000)
+            _browser.lab_run_all(page, url, token, NOTEBOOK)
             page.wait_for_selector(f"{WIDGET} .otkit-stat-map-error", timeout=400_000)
             page.wait_for_selector(f"{WIDGET} .js-plotly-plot", timeout=60_000)
             page.locator(WIDGET).scroll_into_view_if_needed()
