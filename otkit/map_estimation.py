@@ -26,17 +26,16 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from .costs import SqEuclidean
-from .geometry import PointCloud
 from .ground_truth import GroundTruthMap, map_error
 from .progot import (
     ALPHA_SCHEDULES,
     alpha_schedule,
+    cost_scale,
     epsilon_schedule,
     progot,
     tune_end_epsilon,
 )
-from .sinkhorn import ConvergenceWarning, resolve_epsilon, sinkhorn
+from .sinkhorn import DEFAULT_RELATIVE_EPSILON, ConvergenceWarning, sinkhorn
 
 __all__ = [
     "MapScore",
@@ -127,7 +126,7 @@ def compare_map_estimators(
             # ε_end depends on y alone: tune once, as progot(epsilon="tuned") would each time.
             start = time.perf_counter()
             tuning = tune_end_epsilon(y, generator=torch.Generator().manual_seed(seed), **solver)
-            eps_start = resolve_epsilon(PointCloud(x, y, SqEuclidean()), None, None)[0]
+            eps_start = DEFAULT_RELATIVE_EPSILON * cost_scale(x, y)
             tuning_seconds = time.perf_counter() - start
         for k in num_steps:
             for alpha in alphas:

@@ -61,6 +61,7 @@ __all__ = [
     "progress_schedule",
     "epsilon_schedule",
     "tune_end_epsilon",
+    "cost_scale",
     "ALPHA_SCHEDULES",
     "DEFAULT_EPSILON_SCALES",
 ]
@@ -84,6 +85,11 @@ class EdgeOfGridWarning(UserWarning):
 
 
 # --------------------------------------------------------------------------- schedules
+
+
+def cost_scale(x: torch.Tensor, y: torch.Tensor) -> float:
+    """std of the ½‖x − y‖² cost matrix between ``x`` and ``y``: the unit of relative ε."""
+    return resolve_epsilon(PointCloud(x, y, SqEuclidean()), None, None)[1]
 
 
 def alpha_schedule(kind: str | Sequence[float] | torch.Tensor, num_steps: int) -> torch.Tensor:
@@ -195,7 +201,7 @@ def tune_end_epsilon(
                 f"y_eval must be like y ([k, {y.shape[1]}], {y.dtype} on {y.device}), got "
                 f"[{', '.join(map(str, y_eval.shape))}], {y_eval.dtype} on {y_eval.device}"
             )
-    base = resolve_epsilon(PointCloud(y, y, SqEuclidean()), None, relative_epsilon)[0]
+    base = check_positive("relative_epsilon", relative_epsilon) * cost_scale(y, y)
     errors = torch.empty(grid.numel(), dtype=torch.float64)
     converged = torch.empty(grid.numel(), dtype=torch.bool)
     # Cold starts: for y → y the first half-step already lands near the solution, and a warm
@@ -411,7 +417,7 @@ def progot(
                 "off a weighted target"
             )
         start_scale = check_positive("start_epsilon_scale", start_epsilon_scale)
-        start = start_scale * resolve_epsilon(PointCloud(x, y, SqEuclidean()), None, rel)[0]
+        start = start_scale * (rel * cost_scale(x, y))
         tuning = tune_end_epsilon(
             y, y_eval, b, scales=epsilon_scales,
             relative_epsilon=rel, generator=generator, **solver,

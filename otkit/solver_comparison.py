@@ -24,15 +24,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .costs import SqEuclidean
-from .geometry import PointCloud
-from .progot import progot
-from .sinkhorn import (
-    DEFAULT_RELATIVE_EPSILON,
-    ConvergenceWarning,
-    resolve_epsilon,
-    sinkhorn,
-)
+from .progot import cost_scale, progot
+from .sinkhorn import DEFAULT_RELATIVE_EPSILON, ConvergenceWarning, sinkhorn
 from .validation import check_clouds, check_positive
 
 __all__ = ["CouplingScore", "compare_coupling_solvers", "progot_epsilons"]
@@ -100,9 +93,8 @@ def compare_coupling_solvers(
     rel = check_positive("relative_epsilon", relative_epsilon)
     if exact_cost is not None:
         exact_cost = check_positive("exact_cost", exact_cost)
-    geometry = PointCloud(x, y, SqEuclidean())
-    eps_final = resolve_epsilon(geometry, None, rel)[0]
-    eps_start = resolve_epsilon(geometry, None, DEFAULT_RELATIVE_EPSILON)[0]
+    scale = cost_scale(x, y)
+    eps_final, eps_start = rel * scale, DEFAULT_RELATIVE_EPSILON * scale
     common = dict(tol=tol, max_iter=max_iter, **solver)
     runs = [("sinkhorn", "cold", dict()), ("sinkhorn-scaling", f"q={epsilon_scaling:g}",
                                            dict(epsilon_scaling=epsilon_scaling))]

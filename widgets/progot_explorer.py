@@ -41,11 +41,14 @@ import torch
 from plotly.subplots import make_subplots
 
 import otkit
-from otkit.costs import SqEuclidean
-from otkit.geometry import PointCloud
 from otkit.ground_truth import GROUND_TRUTH_MAPS, ground_truth_map, map_error
-from otkit.progot import ALPHA_SCHEDULES, alpha_schedule, epsilon_schedule, progot
-from otkit.sinkhorn import resolve_epsilon
+from otkit.progot import (
+    ALPHA_SCHEDULES,
+    alpha_schedule,
+    cost_scale,
+    epsilon_schedule,
+    progot,
+)
 from otkit.validation import check_positive
 
 from .base import InteractiveFigure
@@ -197,7 +200,7 @@ def compute_progot(
     x, y = truth_map.sample_pair(n, generator=gen)
     x_test = truth_map.sample_source(n_test, generator=gen)
     truth = truth_map.map(x_test)
-    cost_std = resolve_epsilon(PointCloud(x, y, SqEuclidean()), None, None)[1]
+    cost_std = cost_scale(x, y)
     alphas = alpha_schedule(alpha, num_steps)
     if epsilon_mode == "manual":
         epsilon = epsilon_schedule(epsilon_start * cost_std, epsilon_end * cost_std, alphas)
