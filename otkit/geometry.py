@@ -83,6 +83,10 @@ class PointCloud:
         """``c(p, y_j)`` for new source points ``p: [k, d]``, shape ``[k, m]``."""
         return self.cost.pairwise(self.centred(points), self._cy)
 
+    def cost_to_x(self, points: torch.Tensor) -> torch.Tensor:
+        """``c(x_i, p)`` for new target points ``p: [k, d]``, shape ``[k, n]``."""
+        return self._cost_t(self.centred(points), self._cx)
+
     def rows(self, index: torch.Tensor, transpose: bool = False) -> torch.Tensor:
         """``C[index]`` (or ``Cᵀ[index]``), shape ``[k, m]`` (or ``[k, n]``)."""
         if transpose:

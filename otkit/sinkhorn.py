@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -117,16 +117,19 @@ class SinkhornResult(CouplingMethods):
         Pooladian and Niles-Weed (2021); for other costs it is the barycentric projection.
         """
         x_new = self._check_points("x_new", x_new)
-        out = torch.empty(
-            x_new.shape[0], self.y.shape[1], dtype=self.y.dtype, device=self.y.device
-        )
-        band = max(1, 2**22 // self.y.shape[0])
-        logit_b = log_weight(self.b) + self.g / self.epsilon
-        for start in range(0, x_new.shape[0], band):
-            cost = self.geometry.cost_to_y(x_new[start : start + band])
-            weights = torch.softmax(logit_b.unsqueeze(0) - cost / self.epsilon, dim=1)
-            out[start : start + band] = weights @ self.y
-        return out
+        logits = log_weight(self.b) + self.g / self.epsilon
+        return _soft_average(x_new, self.geometry.cost_to_y, logits, self.y, self.epsilon)
+
+    def inverse_transport(self, y_new: torch.Tensor) -> torch.Tensor:
+        """The entropic map from ``y`` back to ``x``: ``T⁻¹(y) = Σ_i p_i(y) x_i``, ``[k, d]``.
+
+        ``p_i(y) ∝ a_i exp((f_i − c(x_i, y))/ε)``, the same estimator as :meth:`transport`
+        with the roles of the clouds swapped. It is the entropic estimate of the inverse of
+        the Monge map, not the exact inverse of :meth:`transport`; the two agree as ε → 0.
+        """
+        y_new = self._check_points("y_new", y_new)
+        logits = log_weight(self.a) + self.f / self.epsilon
+        return _soft_average(y_new, self.geometry.cost_to_x, logits, self.x, self.epsilon)
 
     @property
     def rho_a(self) -> float:
@@ -157,6 +160,23 @@ class SinkhornResult(CouplingMethods):
             if math.isfinite(rho):
                 value = value + rho * _kl(marg, w)
         return value
+
+
+def _soft_average(
+    points: torch.Tensor,
+    cost_to: Callable[[torch.Tensor], torch.Tensor],
+    logits: torch.Tensor,
+    values: torch.Tensor,
+    epsilon: float,
+) -> torch.Tensor:
+    """``softmax(logits − cost_to(p)/ε) @ values`` for ``points: [k, d]``, a band at a time."""
+    out = torch.empty(points.shape[0], values.shape[1], dtype=values.dtype, device=values.device)
+    band = max(1, 2**22 // values.shape[0])  # keeps the [band, n] weight matrix near 32 MB
+    for start in range(0, points.shape[0], band):
+        cost = cost_to(points[start : start + band])
+        weights = torch.softmax(logits.unsqueeze(0) - cost / epsilon, dim=1)
+        out[start : start + band] = weights @ values
+    return out
 
 
 def _dual_marginal_term(pot: torch.Tensor, w: torch.Tensor, rho: float) -> torch.Tensor:

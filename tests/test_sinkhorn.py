@@ -498,6 +498,24 @@ def test_transport_is_barycentric_projection(make_clouds, generator, mode, tau):
     np.testing.assert_allclose(np64(res.transport(xs)), w @ np64(y), rtol=1e-9, atol=1e-9)
 
 
+@pytest.mark.parametrize("mode", ["dense", "online"])
+@pytest.mark.parametrize("cost", ["sqeuclidean", "euclidean"])
+def test_inverse_transport_is_the_column_barycentric_projection(make_clouds, generator, mode, cost):
+    x, y, a, b = make_clouds(N, M)
+    x = x + 5.0  # a shift that the centring of translation-invariant costs must undo
+    res = solve(x, y, a, b, cost=cost, mode=mode, block_size=5)
+    P = res.coupling()
+    torch.testing.assert_close(res.inverse_transport(y), (P.T @ x) / P.sum(0)[:, None],
+                               rtol=1e-9, atol=1e-10)
+    ys = 3 * torch.randn(40, 2, dtype=F64, generator=generator)
+    c = half_sqeuclidean(x, ys) if cost == "sqeuclidean" else np.sqrt(2 * half_sqeuclidean(x, ys))
+    logits = np.log(np64(a))[:, None] + (np64(res.f)[:, None] - c) / res.epsilon
+    w = scipy.special.softmax(logits, axis=0)
+    np.testing.assert_allclose(np64(res.inverse_transport(ys)), w.T @ np64(x), rtol=1e-9, atol=1e-9)
+    with pytest.raises(ValueError, match="y_new"):
+        res.inverse_transport(torch.zeros(3, 5, dtype=F64))
+
+
 def _gaussian_monge(mean0, cov0, mean1, cov1):
     """T(x) = μ1 + A(x − μ0), A = Σ0^{-½}(Σ0^½ Σ1 Σ0^½)^½ Σ0^{-½}, by scipy."""
     s0 = np.real(scipy.linalg.sqrtm(cov0))
