@@ -6,6 +6,7 @@ Bad input must fail loudly at the door, never as a NaN deep inside a solver.
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 
@@ -16,6 +17,7 @@ __all__ = [
     "check_positive",
     "check_tau",
     "check_probability",
+    "check_count",
 ]
 
 
@@ -111,3 +113,12 @@ def check_probability(name: str, value: object, *, closed: bool = False) -> floa
         interval = "[0, 1]" if closed else "(0, 1)"
         raise ValueError(f"{name} must lie in {interval}, got {value}")
     return float(value)
+
+
+def check_count(name: str, value: object, *, minimum: int = 1) -> int:
+    """An integer ≥ ``minimum`` (a count of points, steps, bins...)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value}")
+    return int(value)
