@@ -120,7 +120,7 @@ def reference_ball(
     dim: int,
     *,
     num_radii: int | None = None,
-    directions: str = "sobol",
+    directions: str = "auto",
     seed: int = 0,
     dtype: torch.dtype = torch.float64,
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -130,12 +130,20 @@ def reference_ball(
     directions (:func:`sphere_directions`), each point of weight 1/size; the ``size − R·S``
     leftover units of mass sit at the origin. The radius of a draw is then (close to) uniform
     on [0, 1] and its direction uniform, so the rank ‖T(s̃)‖ of a typical residual is too.
-    ``num_radii`` defaults to ⌈√size⌉.
+
+    Defaults: ``num_radii = ⌈size^{1/dim}⌉``, the same resolution along the radius as along
+    each of the dim − 1 angles (⌈√size⌉ in the plane, as OTT-JAX; fewer radii and more
+    directions above). ``directions="auto"`` is ``"grid"`` in the plane, ``"sobol"`` above.
+    Directions matter: the rank map only reaches the convex hull of the outer shell, so a
+    level q̂ above the shell's inradius in some direction leaves the region unbounded there.
     """
     size = check_count("size", size, minimum=2)
     dim = check_count("dim", dim)
-    radii = math.ceil(math.sqrt(size)) if num_radii is None else num_radii
+    # the small slack keeps exact powers (size = r^dim) from rounding up one radius too many
+    radii = math.ceil(size ** (1 / dim) - 1e-9) if num_radii is None else num_radii
     radii = check_count("num_radii", radii)
+    if directions == "auto":
+        directions = "grid" if dim == 2 else "sobol"
     if radii > size:
         raise ValueError(f"num_radii must be at most size = {size}, got {radii}")
     num_dirs, leftover = divmod(size, radii)
@@ -528,17 +536,21 @@ def _invert_entropic_map(
     v: torch.Tensor,
     start: torch.Tensor,
     *,
-    max_iter: int = 100,
-    tol: float = 1e-7,
-) -> torch.Tensor:
+    max_iter: int = 200,
+    tol: float | None = None,
+    max_step: float = 0.25,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Points ``s: [k, d]`` with T(s) = v for the entropic map T of a squared-Euclidean fit.
 
     T = ∇φ with φ(s) = ε log Σ_j b_j exp((g_j − ½‖u_j‖² + ⟨s, u_j⟩)/ε), a log-sum-exp of affine
     functions: convex, with Hessian Cov_p(u)/ε. So s minimizes the convex φ(s) − ⟨v, s⟩; damped
     Newton with Armijo backtracking, started from ``start``. A v outside the interior of the
-    convex hull of the u_j has no preimage (the contour is unbounded there): warn.
+    convex hull of the u_j has no preimage: the iterates run off to infinity. Returns the
+    points and a ``[k]`` mask of those solved to ``tol``.
     """
     u, eps = result.y, result.epsilon
+    if tol is None:  # ‖T(s) − v‖ in unit-ball units, a few hundred ulps of the dtype
+        tol = max(1e-7, 200 * torch.finfo(u.dtype).eps)
     beta = log_weight(result.b) + (result.g - 0.5 * (u * u).sum(1)) / eps
     eye = torch.eye(u.shape[1], dtype=u.dtype, device=u.device)
 
@@ -563,6 +575,9 @@ def _invert_entropic_map(
         hessian = (torch.einsum("km,md,me->kde", p, u, u) - mean[:, :, None] * mean[:, None]) / eps
         ridge = 1e-10 * hessian.diagonal(dim1=1, dim2=2).sum(1).clamp_min(1e-12) + 1e-12
         step = -torch.linalg.solve(hessian + ridge[:, None, None] * eye, grad[..., None])[..., 0]
+        # a trust region: where p sits on one reference point φ is nearly flat (Hessian ≈ 0)
+        # and the raw Newton step is huge; the residuals live in the unit ball
+        step = step * (max_step / step.norm(dim=1, keepdim=True)).clamp(max=1.0)
         slope = (grad * step).sum(1)
         t = torch.ones_like(value)
         todo = torch.arange(points.shape[0], device=s.device)  # Armijo not yet satisfied
@@ -573,16 +588,9 @@ def _invert_entropic_map(
                 break
             t[todo] *= 0.5
         s[active] = points + t[:, None] * step
-    if active.numel():
-        residual = (objective(s[active], v[active])[1] @ u - v[active]).norm(dim=1).max().item()
-        warnings.warn(
-            f"OTCP: {active.numel()} quantile points have no preimage under the rank map "
-            f"(residual {residual:.2e}): the contour is unbounded in those directions; a "
-            "larger reference_size or a smaller level helps",
-            RuntimeWarning,
-            stacklevel=4,
-        )
-    return s
+    solved = torch.ones(s.shape[0], dtype=torch.bool, device=s.device)
+    solved[active] = False
+    return s, solved
 
 
 #: OTCP's default relative ε (see :class:`OTCP`).
@@ -602,8 +610,12 @@ class OTCP(ConformalPredictor):
             calibration residuals are visibly non-uniform and the backward boundary falls
             inside the forward region (notebook 04 measures both).
         reference_size: points of the reference measure (:func:`reference_ball`).
-        num_radii: radii of the reference grid (default ⌈√reference_size⌉).
-        directions: ``"sobol"`` or ``"random"`` directions of the reference.
+        num_radii: radii of the reference grid (default ⌈reference_size^{1/d}⌉).
+        directions: ``"auto"`` (evenly spaced angles in the plane, Sobol above),
+            ``"sobol"``, ``"random"`` or (d = 2) ``"grid"`` directions of the reference. The contour at level q̂ is bounded only where q̂ u lies inside the
+            convex hull of the reference: coarse references (few directions) leave gaps
+            where the region is unbounded, which :meth:`PredictionSet.volume` reports as an
+            infinite volume, with a warning.
         seed: seed of the reference's directions (the predictor is deterministic given it).
         backward: how regions are drawn and sampled: ``"invert"`` (the preimage of the
             forward map; exact) or ``"entropic"`` (the entropic inverse map; see
@@ -621,7 +633,7 @@ class OTCP(ConformalPredictor):
         relative_epsilon: float | None = None,
         reference_size: int = 1024,
         num_radii: int | None = None,
-        directions: str = "sobol",
+        directions: str = "auto",
         seed: int = 0,
         backward: str = "invert",
         tol: float = 1e-4,
@@ -678,8 +690,18 @@ class OTCP(ConformalPredictor):
         """
         self._require_fit("quantiles")
         u = self._as_targets("u", u, self.offset)
-        start = self.transport_map.inverse_transport(u)
-        s = start if self.backward == "entropic" else _invert_entropic_map(self.transport_map, u, start)
+        s = self.transport_map.inverse_transport(u)
+        if self.backward == "invert":
+            s, solved = _invert_entropic_map(self.transport_map, u, s)
+            if not solved.all():
+                warnings.warn(
+                    f"OTCP: {int((~solved).sum())} of {len(solved)} quantile points have no "
+                    "preimage under the rank map: they lie outside the convex hull of the "
+                    "reference, so the contour is unbounded in their directions (a larger "
+                    "reference_size, directions='grid' in 2-D, or a larger alpha helps)",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
         return self.offset + self.scale * s
 
     def _score_residuals(self, r):
@@ -697,7 +719,19 @@ class OTCP(ConformalPredictor):
 
     def _volume(self, q, num, generator):
         # Monte Carlo over a box around the region, grown until no hit lies near its faces
-        inside = self._boundary(q, 512 if self.dim > 2 else 256)
+        directions = self._unit_directions(512 if self.dim > 2 else 256, self.offset)
+        start = self.transport_map.inverse_transport(q * directions)
+        contour, solved = _invert_entropic_map(self.transport_map, q * directions, start)
+        if not solved.all():
+            warnings.warn(
+                "OTCP: the region is unbounded (some directions of its contour have no "
+                "preimage under the rank map): its volume is infinite. A larger "
+                "reference_size, directions='grid' in 2-D, or a larger alpha helps",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            return VolumeEstimate(math.inf, 0.0, 0)
+        inside = self.offset + self.scale * contour
         low, high = inside.min(0).values, inside.max(0).values
         centre, half = 0.5 * (low + high), 0.75 * (high - low).clamp_min(1e-12 * self.scale)
         for _ in range(6):
