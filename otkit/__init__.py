@@ -7,6 +7,7 @@ plan is P_ij = a_i b_j exp((f_i + g_j − C_ij)/ε) (see the README).
 """
 
 from . import costs, gaussian
+from .conformal import OTCP
 from .costs import Cost, Dot, Euclidean, SqEuclidean
 from .exact import EMDResult, emd
 from .progot import ProgOTResult, progot
@@ -22,6 +23,7 @@ __all__ = [
     "EMDResult",
     "progot",
     "ProgOTResult",
+    "OTCP",
     "costs",
     "gaussian",
     "Cost",
