@@ -548,10 +548,12 @@ def _invert_entropic_map(
     convex hull of the u_j has no preimage: the iterates run off to infinity. Returns the
     points and a ``[k]`` mask of those solved to ``tol``.
     """
-    u, eps = result.y, result.epsilon
-    if tol is None:  # ‖T(s) − v‖ in unit-ball units, a few hundred ulps of the dtype
-        tol = max(1e-7, 200 * torch.finfo(u.dtype).eps)
-    beta = log_weight(result.b) + (result.g - 0.5 * (u * u).sum(1)) / eps
+    # in float64 whatever the fit's dtype: near-flat Hessians are singular in float32
+    dtype = start.dtype
+    u, eps = result.y.double(), result.epsilon
+    v, start = v.double(), start.double()
+    tol = 1e-7 if tol is None else tol  # ‖T(s) − v‖ in units of the unit ball
+    beta = log_weight(result.b.double()) + (result.g.double() - 0.5 * (u * u).sum(1)) / eps
     eye = torch.eye(u.shape[1], dtype=u.dtype, device=u.device)
 
     def objective(points: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -590,7 +592,7 @@ def _invert_entropic_map(
         s[active] = points + t[:, None] * step
     solved = torch.ones(s.shape[0], dtype=torch.bool, device=s.device)
     solved[active] = False
-    return s, solved
+    return s.to(dtype), solved
 
 
 #: OTCP's default relative ε (see :class:`OTCP`).
@@ -607,8 +609,9 @@ class OTCP(ConformalPredictor):
         relative_epsilon: ε as a multiple of the std of the cost (see :func:`otkit.sinkhorn`);
             the default when neither is given is :data:`OTCP_RELATIVE_EPSILON` = 0.01, below
             the solvers' 0.05: entropic maps shrink toward the mean, and at 0.05 the ranks of
-            calibration residuals are visibly non-uniform and the backward boundary falls
-            inside the forward region (notebook 04 measures both).
+            calibration residuals are visibly non-uniform (KS distance to uniform 0.095
+            against 0.033 at 0.01 on a bimodal toy). Coverage holds at any ε; notebook 04
+            measures the effect on region size and time.
         reference_size: points of the reference measure (:func:`reference_ball`).
         num_radii: radii of the reference grid (default ⌈reference_size^{1/d}⌉).
         directions: ``"auto"`` (evenly spaced angles in the plane, Sobol above),
