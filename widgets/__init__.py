@@ -4,15 +4,20 @@
   a status line; debounced recomputes, busy and error states.
 * :class:`SharpnessExplorer` (``widgets.sharpness``): coupling sharpness vs ε and n; its
   computation is :func:`compute_sharpness`, returning a :class:`SharpnessState`.
+* :class:`ConformalExplorer` (``widgets.conformal_explorer``): conformal prediction regions
+  (OTCP and its baselines) on 2-D toys; its computation is :func:`compute_conformal`,
+  returning a :class:`ConformalState`.
 
 Each widget's computation is a plain function that tests call without a browser.
 """
 
 from .base import InteractiveFigure
+from .conformal_explorer import ConformalExplorer, ConformalState, compute_conformal
 from .progot_explorer import ProgOTExplorer, ProgOTState, compute_progot
 from .sharpness import SharpnessExplorer, SharpnessState, compute_sharpness
 
 __all__ = [
     "InteractiveFigure", "SharpnessExplorer", "SharpnessState", "compute_sharpness",
     "ProgOTExplorer", "ProgOTState", "compute_progot",
+    "ConformalExplorer", "ConformalState", "compute_conformal",
 ]
