@@ -10,6 +10,7 @@ from . import costs, gaussian
 from .conformal import OTCP
 from .costs import Cost, Dot, Euclidean, SqEuclidean
 from .exact import EMDResult, emd
+from .lowrank import LowRankResult, lowrank
 from .progot import ProgOTResult, progot
 from .sinkhorn import ConvergenceWarning, SinkhornResult, sinkhorn
 
@@ -24,6 +25,8 @@ __all__ = [
     "progot",
     "ProgOTResult",
     "OTCP",
+    "lowrank",
+    "LowRankResult",
     "costs",
     "gaussian",
     "Cost",
