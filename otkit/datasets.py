@@ -11,13 +11,16 @@ Randomness: pass ``generator=`` (a ``torch.Generator``, or an ``int`` seed) or `
 * :func:`eight_gaussians` — eight Gaussians on a circle (mean ≈ 0);
 * :func:`moons` — the two interleaved half circles (torch; no scikit-learn);
 * :func:`checkerboard` — uniform on the dark squares of a checkerboard over [-2, 2]²;
-* :func:`two_clouds` — a source/target pair ``(x, y)`` for transport demos.
+* :func:`two_clouds` — a source/target pair ``(x, y)`` for transport demos;
+* :func:`clouds_with_outliers`, :func:`tissue_slices` — pairs that only partly correspond,
+  with the truth (:class:`PartialMatch`), for unbalanced OT.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 
@@ -28,6 +31,9 @@ __all__ = [
     "checkerboard",
     "two_clouds",
     "TWO_CLOUD_KINDS",
+    "PartialMatch",
+    "clouds_with_outliers",
+    "tissue_slices",
 ]
 
 #: The ``kind`` values :func:`two_clouds` accepts.
@@ -298,3 +304,127 @@ def _one_moon(n: int, which: int, gen: torch.Generator, noise: float = 0.05) -> 
     else:
         points = torch.stack([1.0 - t.cos(), 0.5 - t.sin()], dim=1)
     return points + noise * _randn((n, 2), gen)
+
+
+@dataclass(frozen=True)
+class PartialMatch:
+    """Two clouds that only partly correspond, with the truth (for unbalanced OT demos).
+
+    Attributes:
+        x: source points ``[n, d]``; y: target points ``[m, d]``.
+        x_unmatched: ``[n]`` bool, source points with no counterpart in y.
+        y_unmatched: ``[m]`` bool, target points with no counterpart in x.
+        x_labels, y_labels: ``[n]``, ``[m]`` integer classes (a cell type, a cluster);
+            points only correspond within a class.
+        truth: ``[n, d]`` the true image of each source point (NaN where unmatched).
+    """
+
+    x: torch.Tensor
+    y: torch.Tensor
+    x_unmatched: torch.Tensor
+    y_unmatched: torch.Tensor
+    x_labels: torch.Tensor
+    y_labels: torch.Tensor
+    truth: torch.Tensor
+
+
+def clouds_with_outliers(
+    n: int,
+    *,
+    outlier_fraction: float = 0.1,
+    outlier_distance: float = 8.0,
+    noise: float = 0.1,
+    generator: torch.Generator | int | None = None,
+    seed: int | None = None,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+) -> PartialMatch:
+    """A 2-D cloud, its image under a known map, and outlier clusters only the target has.
+
+    x: ``n`` points from a three-component mixture (:func:`gaussian_mixture`); the inliers of
+    y are T(x) + N(0, noise²), T a rotation by 30° followed by a shift of (1, 0.5) (a Monge map
+    of ½‖·‖² only approximately: the truth is T(x), not the OT map); y also holds
+    ``round(outlier_fraction · n)`` outliers in two tight clusters ``outlier_distance`` away.
+    Labels: 0, 1, 2 the mixture components, 3 the outliers.
+    """
+    n = _check_n("n", n)
+    if not 0 <= outlier_fraction < 1:
+        raise ValueError(f"outlier_fraction must lie in [0, 1), got {outlier_fraction}")
+    _check_nonneg("outlier_distance", outlier_distance)
+    _check_nonneg("noise", noise)
+    gen = _generator(generator, seed)
+    centers = torch.tensor(_DEFAULT_CENTERS, dtype=torch.float64)
+    labels = torch.randint(0, 3, (n,), generator=gen)
+    x = centers[labels] + 0.5 * _randn((n, 2), gen)
+    angle = math.pi / 6
+    rotation = torch.tensor([[math.cos(angle), -math.sin(angle)],
+                             [math.sin(angle), math.cos(angle)]], dtype=torch.float64)
+    truth = x @ rotation.T + torch.tensor([1.0, 0.5], dtype=torch.float64)
+    inliers = truth + noise * _randn((n, 2), gen)
+    k = round(outlier_fraction * n)
+    side = torch.where(_rand((k,), gen) < 0.5, 1.0, -1.0).to(torch.float64)
+    outliers = torch.stack([side * outlier_distance, torch.full((k,), outlier_distance)], dim=1)
+    outliers = outliers + 0.3 * _randn((k, 2), gen)
+    y = torch.cat([inliers, outliers])
+    return PartialMatch(
+        x=_out(x, dtype, device), y=_out(y, dtype, device),
+        x_unmatched=torch.zeros(n, dtype=torch.bool, device=device),
+        y_unmatched=(torch.arange(n + k) >= n).to(device),
+        x_labels=labels.to(device), y_labels=torch.cat([labels, torch.full((k,), 3)]).to(device),
+        truth=_out(truth, dtype, device),
+    )
+
+
+def tissue_slices(
+    n: int,
+    *,
+    num_types: int = 5,
+    genes: int = 20,
+    missing_fraction: float = 0.25,
+    generator: torch.Generator | int | None = None,
+    seed: int | None = None,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+) -> tuple[PartialMatch, torch.Tensor, torch.Tensor]:
+    """Two synthetic spatial-transcriptomics slices whose regions only partly overlap.
+
+    Cells lie in the unit square; their type is set by their position (concentric bands
+    around a centre, ``num_types`` of them), and their expression, ``[genes]`` log-counts, is
+    the type's profile plus noise. Slice A keeps the cells with first coordinate ≥
+    ``missing_fraction``; slice B, drawn afresh, keeps those with first coordinate ≤
+    1 − ``missing_fraction``: each has a strip the other lacks. OT matches cells by expression
+    (x, y are the expression matrices); the truth of a cell is its own type's profile, and
+    cells in a strip the other slice lacks are unmatched (matching them is forced).
+
+    Returns ``(match, positions_a, positions_b)``, the positions ``[n_a, 2]``, ``[n_b, 2]`` for
+    plots. ``match.truth`` holds each cell's type profile (NaN where unmatched).
+    """
+    n = _check_n("n", n)
+    num_types = _check_n("num_types", num_types)
+    genes = _check_n("genes", genes)
+    if not 0 <= missing_fraction < 0.5:
+        raise ValueError(f"missing_fraction must lie in [0, 0.5), got {missing_fraction}")
+    gen = _generator(generator, seed)
+    profiles = 2.0 * _randn((num_types, genes), gen)
+
+    def slice_(keep) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        pos = _rand((4 * n, 2), gen)
+        pos = pos[keep(pos[:, 0])][:n]
+        radius = (pos - torch.tensor([0.5, 0.5], dtype=torch.float64)).norm(dim=1)
+        types = (radius / (0.5 * math.sqrt(2)) * num_types).long().clamp_max(num_types - 1)
+        expression = profiles[types] + 0.5 * _randn((pos.shape[0], genes), gen)
+        return pos, types, expression
+
+    pos_a, types_a, expr_a = slice_(lambda u: u >= missing_fraction)
+    pos_b, types_b, expr_b = slice_(lambda u: u <= 1 - missing_fraction)
+    unmatched_a = pos_a[:, 0] > 1 - missing_fraction
+    unmatched_b = pos_b[:, 0] < missing_fraction
+    truth = profiles[types_a].clone()
+    truth[unmatched_a] = math.nan
+    match = PartialMatch(
+        x=_out(expr_a, dtype, device), y=_out(expr_b, dtype, device),
+        x_unmatched=unmatched_a.to(device), y_unmatched=unmatched_b.to(device),
+        x_labels=types_a.to(device), y_labels=types_b.to(device),
+        truth=_out(truth, dtype, device),
+    )
+    return match, _out(pos_a, dtype, device), _out(pos_b, dtype, device)

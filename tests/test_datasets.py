@@ -182,3 +182,40 @@ def test_public_names():
     assert set(datasets.__all__) >= {
         "gaussian_mixture", "eight_gaussians", "moons", "checkerboard", "two_clouds"
     }
+
+
+# ------------------------------------------------------------------ partial matches
+
+
+def test_clouds_with_outliers_truth_and_outliers():
+    from otkit.datasets import clouds_with_outliers
+
+    m = clouds_with_outliers(500, outlier_fraction=0.2, seed=0, dtype=torch.float64)
+    assert m.x.shape == (500, 2) and m.y.shape == (600, 2)
+    assert m.y_unmatched.sum().item() == 100 and not m.x_unmatched.any()
+    # inliers are the truth plus small noise; outliers sit far from every inlier
+    assert (m.y[:500] - m.truth).norm(dim=1).mean().item() < 0.2
+    assert torch.cdist(m.y[500:], m.y[:500]).min().item() > 3.0
+    assert (m.y_labels[500:] == 3).all() and torch.equal(m.y_labels[:500], m.x_labels)
+    again = clouds_with_outliers(500, outlier_fraction=0.2, seed=0, dtype=torch.float64)
+    torch.testing.assert_close(again.y, m.y)
+    with pytest.raises(ValueError, match="outlier_fraction must lie in"):
+        clouds_with_outliers(10, outlier_fraction=1.0)
+
+
+def test_tissue_slices_have_unmatched_strips():
+    from otkit.datasets import tissue_slices
+
+    match, pos_a, pos_b = tissue_slices(800, missing_fraction=0.25, seed=1, dtype=torch.float64)
+    assert match.x.shape == (800, 20) and pos_a.shape == (800, 2)
+    assert (pos_a[:, 0] >= 0.25).all() and (pos_b[:, 0] <= 0.75).all()
+    torch.testing.assert_close(match.x_unmatched, pos_a[:, 0] > 0.75)
+    share = match.x_unmatched.double().mean().item()
+    assert abs(share - 1 / 3) < 0.06  # the strip is a third of slice A's area
+    assert torch.isnan(match.truth[match.x_unmatched]).all()
+    # expression is informative: same-type cells are closer than different-type cells
+    same = match.x_labels[:, None] == match.y_labels[None]
+    d2 = torch.cdist(match.x, match.y)
+    assert d2[same].mean() < 0.7 * d2[~same].mean()
+    with pytest.raises(ValueError, match="missing_fraction must lie in"):
+        tissue_slices(10, missing_fraction=0.6)
