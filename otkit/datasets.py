@@ -388,13 +388,15 @@ def tissue_slices(
 ) -> tuple[PartialMatch, torch.Tensor, torch.Tensor]:
     """Two synthetic spatial-transcriptomics slices whose regions only partly overlap.
 
-    Cells lie in the unit square; their type is set by their position (concentric bands
-    around a centre, ``num_types`` of them), and their expression, ``[genes]`` log-counts, is
-    the type's profile plus noise. Slice A keeps the cells with first coordinate ≥
-    ``missing_fraction``; slice B, drawn afresh, keeps those with first coordinate ≤
-    1 − ``missing_fraction``: each has a strip the other lacks. OT matches cells by expression
-    (x, y are the expression matrices); the truth of a cell is its own type's profile, and
-    cells in a strip the other slice lacks are unmatched (matching them is forced).
+    Cells lie in the unit square; in the region both slices share, their type is set by
+    their position (concentric bands around a centre, ``num_types`` of them). Slice A keeps
+    the cells with first coordinate ≥ ``missing_fraction``, slice B (drawn afresh) those with
+    first coordinate ≤ 1 − ``missing_fraction``: each has a strip the other lacks, made of a
+    cell type of its own (type ``num_types`` in A, ``num_types + 1`` in B; a lesion, say).
+    Expression, ``[genes]`` log-counts, is the type's profile plus noise. OT matches cells by
+    expression (x, y are the expression matrices); the truth of a cell is its type's profile,
+    and the cells of the exclusive strips are unmatched: balanced OT must pair them with
+    cells of other types.
 
     Returns ``(match, positions_a, positions_b)``, the positions ``[n_a, 2]``, ``[n_b, 2]`` for
     plots. ``match.truth`` holds each cell's type profile (NaN where unmatched).
@@ -405,20 +407,22 @@ def tissue_slices(
     if not 0 <= missing_fraction < 0.5:
         raise ValueError(f"missing_fraction must lie in [0, 0.5), got {missing_fraction}")
     gen = _generator(generator, seed)
-    profiles = 2.0 * _randn((num_types, genes), gen)
+    profiles = 2.0 * _randn((num_types + 2, genes), gen)
 
-    def slice_(keep) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def slice_(keep, exclusive, own_type) -> tuple[torch.Tensor, ...]:
         pos = _rand((4 * n, 2), gen)
         pos = pos[keep(pos[:, 0])][:n]
         radius = (pos - torch.tensor([0.5, 0.5], dtype=torch.float64)).norm(dim=1)
         types = (radius / (0.5 * math.sqrt(2)) * num_types).long().clamp_max(num_types - 1)
+        unmatched = exclusive(pos[:, 0])
+        types = torch.where(unmatched, own_type, types)
         expression = profiles[types] + 0.5 * _randn((pos.shape[0], genes), gen)
-        return pos, types, expression
+        return pos, types, expression, unmatched
 
-    pos_a, types_a, expr_a = slice_(lambda u: u >= missing_fraction)
-    pos_b, types_b, expr_b = slice_(lambda u: u <= 1 - missing_fraction)
-    unmatched_a = pos_a[:, 0] > 1 - missing_fraction
-    unmatched_b = pos_b[:, 0] < missing_fraction
+    pos_a, types_a, expr_a, unmatched_a = slice_(
+        lambda u: u >= missing_fraction, lambda u: u > 1 - missing_fraction, num_types)
+    pos_b, types_b, expr_b, unmatched_b = slice_(
+        lambda u: u <= 1 - missing_fraction, lambda u: u < missing_fraction, num_types + 1)
     truth = profiles[types_a].clone()
     truth[unmatched_a] = math.nan
     match = PartialMatch(

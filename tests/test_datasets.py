@@ -213,6 +213,9 @@ def test_tissue_slices_have_unmatched_strips():
     share = match.x_unmatched.double().mean().item()
     assert abs(share - 1 / 3) < 0.06  # the strip is a third of slice A's area
     assert torch.isnan(match.truth[match.x_unmatched]).all()
+    # each exclusive strip is a cell type of its own, absent from the other slice
+    assert (match.x_labels[match.x_unmatched] == 5).all() and (match.y_labels[match.y_unmatched] == 6).all()
+    assert not (match.y_labels == 5).any() and not (match.x_labels == 6).any()
     # expression is informative: same-type cells are closer than different-type cells
     same = match.x_labels[:, None] == match.y_labels[None]
     d2 = torch.cdist(match.x, match.y)
