@@ -7,12 +7,16 @@
 * :class:`ConformalExplorer` (``widgets.conformal_explorer``): conformal prediction regions
   (OTCP and its baselines) on 2-D toys; its computation is :func:`compute_conformal`,
   returning a :class:`ConformalState`.
+* :class:`LowRankExplorer` (``widgets.lowrank_explorer``): low-rank (unbalanced) OT's rank and
+  τ on a toy with outliers; its computation is :func:`compute_lowrank`, returning a
+  :class:`LowRankState`.
 
 Each widget's computation is a plain function that tests call without a browser.
 """
 
 from .base import InteractiveFigure
 from .conformal_explorer import ConformalExplorer, ConformalState, compute_conformal
+from .lowrank_explorer import LowRankExplorer, LowRankState, compute_lowrank
 from .progot_explorer import ProgOTExplorer, ProgOTState, compute_progot
 from .sharpness import SharpnessExplorer, SharpnessState, compute_sharpness
 
@@ -20,4 +24,5 @@ __all__ = [
     "InteractiveFigure", "SharpnessExplorer", "SharpnessState", "compute_sharpness",
     "ProgOTExplorer", "ProgOTState", "compute_progot",
     "ConformalExplorer", "ConformalState", "compute_conformal",
+    "LowRankExplorer", "LowRankState", "compute_lowrank",
 ]

@@ -43,11 +43,17 @@ import logging
 import math
 import time
 import traceback
+import warnings
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from typing import Any
 
 import ipywidgets as ipw
 
-__all__ = ["InteractiveFigure"]
+from otkit.sinkhorn import ConvergenceWarning
+from otkit.validation import check_count
+
+__all__ = ["InteractiveFigure", "FitCache", "recorded_warnings", "unique_messages", "RECORDED_WARNINGS"]
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +170,7 @@ class InteractiveFigure:
         """The controls' current values, by name: what ``compute`` receives."""
         return {name: control.value for name, control in self.controls.items()}
 
-    def set(self, **params) -> "InteractiveFigure":
+    def set(self, **params) -> InteractiveFigure:
         """Set controls programmatically, as a user would: one (debounced) recompute.
 
         Slider values are snapped to the slider's grid, as the browser would (e.g. a log
@@ -178,7 +184,7 @@ class InteractiveFigure:
             self._request()
         return self
 
-    def flush(self) -> "InteractiveFigure":
+    def flush(self) -> InteractiveFigure:
         """Run a pending (debounced) compute now, if there is one. Returns ``self``."""
         if self._timer is not None:
             self._timer.cancel()
@@ -186,7 +192,7 @@ class InteractiveFigure:
             self._run()
         return self
 
-    def recompute(self) -> "InteractiveFigure":
+    def recompute(self) -> InteractiveFigure:
         """Compute and draw now with the current values (synchronously)."""
         if self._timer is not None:
             self._timer.cancel()
@@ -311,3 +317,63 @@ class InteractiveFigure:
             f'<span class="otkit-status-{kind}" data-computes="{self.n_computes}" '
             f'style="{style[kind]}">{html.escape(text)}</span>'
         )
+
+
+# ------------------------------------------------------------------ shared by widgets
+
+#: Warnings a widget shows in its stats instead of letting them escape to the page.
+RECORDED_WARNINGS = (ConvergenceWarning, RuntimeWarning)
+
+
+def recorded_warnings(caught: list[warnings.WarningMessage]) -> tuple[str, ...]:
+    """The messages of the recorded warnings; any other warning is passed on."""
+    messages = []
+    for w in caught:
+        if issubclass(w.category, RECORDED_WARNINGS):
+            messages.append(str(w.message))
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return unique_messages(tuple(messages))
+
+
+def unique_messages(messages: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(messages))  # e.g. one warning from each of several calls
+
+
+class FitCache:
+    """A least-recently-used store of expensive results (fits, solves), keyed by their arguments.
+
+    Widgets keep one so that moving a cheap knob (a level, a point) or returning to an earlier
+    setting redraws without recomputing.
+
+    Args:
+        maxsize: results kept.
+
+    Attributes:
+        hits, misses: lookups served from the store, and fits computed.
+    """
+
+    def __init__(self, maxsize: int = 16) -> None:
+        self.maxsize = check_count("maxsize", maxsize)
+        self._fits: OrderedDict[Hashable, Any] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._fits)
+
+    def get(self, key: Hashable, make: Callable[[], Any]) -> tuple[Any, bool]:
+        """The fit stored under ``key``, else ``make()`` stored; returns ``(fit, was_cached)``."""
+        if key in self._fits:
+            self._fits.move_to_end(key)
+            self.hits += 1
+            return self._fits[key], True
+        fit = make()  # a failing fit stores nothing
+        self.misses += 1
+        self._fits[key] = fit
+        if len(self._fits) > self.maxsize:
+            self._fits.popitem(last=False)
+        return fit, False
+
+    def clear(self) -> None:
+        self._fits.clear()

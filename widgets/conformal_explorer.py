@@ -39,15 +39,12 @@ import html
 import math
 import time
 import warnings
-from collections import OrderedDict
-from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
 import ipywidgets as ipw
 import plotly.graph_objects as go
 import torch
 
-import otkit
 from otkit.conformal import (
     CONFORMAL_METHODS,
     ConformalPredictor,
@@ -62,7 +59,7 @@ from otkit.regression_data import (
 )
 from otkit.validation import check_count, check_positive, check_probability
 
-from .base import InteractiveFigure
+from .base import FitCache, InteractiveFigure, recorded_warnings, unique_messages
 from .sharpness import _stat
 
 __all__ = [
@@ -84,9 +81,6 @@ TRACE_NAMES = ("calibration", "test_inside", "test_outside", "region", "center")
 
 # What a compute records rather than passes on: Sinkhorn's non-convergence and OTCP's
 # RuntimeWarnings (a contour point without preimage, a Monte Carlo box too small).
-_RECORDED = (otkit.ConvergenceWarning, RuntimeWarning)
-
-
 # ----- the fit: everything that does not depend on alpha or x ----------------------------
 
 
@@ -174,45 +168,8 @@ def fit_conformal(
         predictor=predictor, fit=fit, calibration=calibration, test=test,
         calibration_residuals=predictor.residuals(calibration.x, calibration.y),
         test_residuals=predictor.residuals(test.x, test.y),
-        fit_time_s=fit_time_s, warnings=_recorded(caught),
+        fit_time_s=fit_time_s, warnings=recorded_warnings(caught),
     )
-
-
-class FitCache:
-    """A least-recently-used store of :class:`ConformalFit`, keyed by the fit's arguments.
-
-    Args:
-        maxsize: fits kept (each holds a few thousand points and, for OTCP, a Sinkhorn
-            result of n_fit + reference_size potentials: small).
-
-    Attributes:
-        hits, misses: lookups served from the store, and fits computed.
-    """
-
-    def __init__(self, maxsize: int = 16) -> None:
-        self.maxsize = check_count("maxsize", maxsize)
-        self._fits: OrderedDict[Hashable, ConformalFit] = OrderedDict()
-        self.hits = 0
-        self.misses = 0
-
-    def __len__(self) -> int:
-        return len(self._fits)
-
-    def get(self, key: Hashable, make: Callable[[], ConformalFit]) -> tuple[ConformalFit, bool]:
-        """The fit stored under ``key``, else ``make()`` stored; returns ``(fit, was_cached)``."""
-        if key in self._fits:
-            self._fits.move_to_end(key)
-            self.hits += 1
-            return self._fits[key], True
-        fit = make()  # a failing fit stores nothing
-        self.misses += 1
-        self._fits[key] = fit
-        if len(self._fits) > self.maxsize:
-            self._fits.popitem(last=False)
-        return fit, False
-
-    def clear(self) -> None:
-        self._fits.clear()
 
 
 # ----- one view: alpha and x on top of a fit -----------------------------------------------
@@ -374,23 +331,8 @@ def compute_conformal(
         near_x=test.x[near, 0], near_points=center + fit.test_residuals[near],
         near_inside=near_inside, near_coverage=near_inside.double().mean().item(),
         volume=volume, time_s=time.perf_counter() - start,
-        warnings=_dedupe(fit.warnings + _recorded(caught)),
+        warnings=unique_messages(fit.warnings + recorded_warnings(caught)),
     )
-
-
-def _recorded(caught: list[warnings.WarningMessage]) -> tuple[str, ...]:
-    """The messages of the recorded warnings; any other warning is passed on."""
-    messages = []
-    for w in caught:
-        if issubclass(w.category, _RECORDED):
-            messages.append(str(w.message))
-        else:
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    return _dedupe(tuple(messages))
-
-
-def _dedupe(messages: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(messages))  # e.g. one warning from each of several calls
 
 
 # ----- the widget --------------------------------------------------------------------------
