@@ -177,3 +177,25 @@ def browser_page(name: str):
             raise
         finally:
             context.close()
+
+
+# ------------------------------------------------------------------ reading a widget's page
+
+
+def stat(page, widget: str, name: str) -> str:
+    """The ``data-value`` of the widget's ``.otkit-stat-<name>`` element."""
+    return page.get_attribute(f"{widget} .otkit-stat-{name}", "data-value")
+
+
+def computes(page, widget: str) -> int:
+    """How many computes the widget has finished (its status line's ``data-computes``)."""
+    return int(page.get_attribute(f"{widget} .otkit-status [data-computes]", "data-computes"))
+
+
+def wait_for(page, condition, timeout_s: float, what: str) -> None:
+    """Poll ``condition()`` every 250 ms; fail naming ``what`` after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+        page.wait_for_timeout(250)

@@ -95,3 +95,11 @@ def make_clouds():
 
     return make
 
+
+@pytest.fixture
+def one_thread_kernels(monkeypatch):
+    """For browser tests: the Jupyter kernels they start inherit these. On a busy 2-core
+    machine OpenMP's barriers make a widget's small solves crawl with 2 threads, and eager
+    kernels skip torch.compile's warm-up."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setenv("OTKIT_COMPILE", "0")

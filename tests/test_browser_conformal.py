@@ -8,8 +8,6 @@ itself (the DOM's data-value and disabled attributes, plotly's own ``_fullData``
 ``layout.meta``).
 """
 
-import time
-
 import _browser
 import pytest
 
@@ -17,24 +15,15 @@ NOTEBOOK = "tests/data/browser/conformal_explorer.ipynb"
 WIDGET = ".otkit-conformal"
 HANDLE = WIDGET + " .otkit-control-{} .noUi-handle"
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-
-@pytest.fixture(autouse=True)
-def _one_thread_eager_kernels(monkeypatch):
-    """The kernels inherit these: on a busy 2-core machine, OpenMP's barriers make the widget's
-    small Sinkhorn fits crawl with 2 threads; and eager kernels skip the seconds of
-    torch.compile warm-up (the compiled path is tested in test_kernels)."""
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    monkeypatch.setenv("OTKIT_COMPILE", "0")
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.usefixtures("one_thread_kernels")]
 
 
 def _stat(page, name: str) -> str:
-    return page.get_attribute(f"{WIDGET} .otkit-stat-{name}", "data-value")
+    return _browser.stat(page, WIDGET, name)
 
 
 def _computes(page) -> int:
-    return int(page.get_attribute(f"{WIDGET} .otkit-status [data-computes]", "data-computes"))
+    return _browser.computes(page, WIDGET)
 
 
 def _plot(page) -> dict:
@@ -48,14 +37,6 @@ def _plot(page) -> dict:
         }""",
         WIDGET,
     )
-
-
-def _wait_for(page, condition, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        page.wait_for_timeout(250)
 
 
 def _epsilon_disabled(page) -> bool:
@@ -75,7 +56,7 @@ def _raise_alpha_then_switch_to_ball(page) -> None:
     page.focus(HANDLE.format("alpha"))
     for _ in range(5):
         page.keyboard.press("ArrowRight")
-    _wait_for(page, lambda: _plot(page)["meta"]["alpha"] == pytest.approx(0.15), 60,
+    _browser.wait_for(page, lambda: _plot(page)["meta"]["alpha"] == pytest.approx(0.15), 60,
               "the region at alpha = 0.15")
     page.wait_for_selector(f"{WIDGET} .otkit-status-ready", timeout=60_000)
     after = _plot(page)
@@ -90,9 +71,9 @@ def _raise_alpha_then_switch_to_ball(page) -> None:
 
     # method: OTCP → ball; ε has no meaning for the ball: its slider is disabled
     page.click(f"{WIDGET} .otkit-control-method button:text-is('ball')")
-    _wait_for(page, lambda: _plot(page)["meta"]["method"] == "ball", 60, "the ball region")
+    _browser.wait_for(page, lambda: _plot(page)["meta"]["method"] == "ball", 60, "the ball region")
     page.wait_for_selector(f"{WIDGET} .otkit-status-ready", timeout=60_000)
-    _wait_for(page, lambda: _epsilon_disabled(page), 10, "the epsilon slider to be disabled")
+    _browser.wait_for(page, lambda: _epsilon_disabled(page), 10, "the epsilon slider to be disabled")
     ball = _plot(page)
     assert ball["meta"]["alpha"] == pytest.approx(0.15)
     assert _stat(page, "volume") != volume, "the volume stat was not updated"

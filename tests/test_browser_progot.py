@@ -7,32 +7,22 @@ Everything is read from the page itself (the DOM's data-value attributes and plo
 ``_fullData`` and ``layout.meta``).
 """
 
-import time
-
-import pytest
-
 import _browser
+import pytest
 
 NOTEBOOK = "tests/data/browser/progot_explorer.ipynb"
 WIDGET = ".otkit-progot"
 HANDLE = WIDGET + " .otkit-control-{} .noUi-handle"
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-
-@pytest.fixture(autouse=True)
-def _one_thread_kernels(monkeypatch):
-    """The kernels inherit this: on a busy 2-core machine, OpenMP's barriers make the widget's
-    small solves (n = 256) 100× slower with 2 threads than with 1 (seconds → minutes)."""
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.usefixtures("one_thread_kernels")]
 
 
 def _stat(page, name: str) -> str:
-    return page.get_attribute(f"{WIDGET} .otkit-stat-{name}", "data-value")
+    return _browser.stat(page, WIDGET, name)
 
 
 def _computes(page) -> int:
-    return int(page.get_attribute(f"{WIDGET} .otkit-status [data-computes]", "data-computes"))
+    return _browser.computes(page, WIDGET)
 
 
 def _plot(page) -> dict:
@@ -48,14 +38,6 @@ def _plot(page) -> dict:
     )
 
 
-def _wait_for(page, condition, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
-        page.wait_for_timeout(250)
-
-
 def _raise_steps_then_move_step(page) -> None:
     before = _plot(page)
     assert len(before["x"]["alpha"]) == 4 and before["meta"]["num_steps"] == 4
@@ -65,9 +47,9 @@ def _raise_steps_then_move_step(page) -> None:
     page.focus(HANDLE.format("num-steps"))
     page.keyboard.press("ArrowRight")
     page.keyboard.press("ArrowRight")
-    _wait_for(page, lambda: _stat(page, "steps") == "6", 300, "the stats for K = 6")
+    _browser.wait_for(page, lambda: _stat(page, "steps") == "6", 300, "the stats for K = 6")
     page.wait_for_selector(f"{WIDGET} .otkit-status-ready", timeout=300_000)
-    _wait_for(page, lambda: len(_plot(page)["x"]["alpha"]) == 6, 30, "6 alpha bars")
+    _browser.wait_for(page, lambda: len(_plot(page)["x"]["alpha"]) == 6, 30, "6 alpha bars")
     after = _plot(page)
     assert _computes(page) > computes, "raising K did not recompute"
     assert after["x"]["alpha"] == [1, 2, 3, 4, 5, 6], after["x"]["alpha"]
@@ -81,7 +63,7 @@ def _raise_steps_then_move_step(page) -> None:
     computes = _computes(page)
     page.focus(HANDLE.format("step"))
     page.keyboard.press("ArrowLeft")
-    _wait_for(page, lambda: _plot(page)["meta"]["step"] == 5, 30, "the step-5 cloud")
+    _browser.wait_for(page, lambda: _plot(page)["meta"]["step"] == 5, 30, "the step-5 cloud")
     moved = _plot(page)
     assert moved["x"]["cloud"] != after["x"]["cloud"], "the plotted cloud did not change"
     assert moved["x"]["alpha"] == after["x"]["alpha"]
