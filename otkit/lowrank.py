@@ -369,6 +369,7 @@ def lowrank(
     final_tol: float = 1e-8,
     init: str = "random",
     generator: torch.Generator | int | None = None,
+    backend: str = "auto",
     progress: bool = False,
 ) -> LowRankResult:
     """Low-rank (unbalanced) OT between ``x: [n, d]`` and ``y: [m, d]`` (module docstring).
@@ -394,8 +395,13 @@ def lowrank(
             same cost to 4 digits, 1e-4 in a quarter of the time of 1e-6.
         init: ``"random"`` or ``"kmeans"`` starting factors.
         generator: a ``torch.Generator`` or an int seed for the initialization.
+        backend: ``"auto"`` or ``"torch"``, the only implementation (POT's low-rank solver is
+            balanced and squared-Euclidean only: it is a reference in the benchmarks, not a
+            backend).
         progress: show a tqdm bar.
     """
+    if backend not in ("auto", "torch"):
+        raise ValueError(f"backend must be 'auto' or 'torch' for low-rank OT, got {backend!r}")
     x, y = check_clouds(x, y)
     n, m = x.shape[0], y.shape[0]
     a = check_weights("a", a, n, x)

@@ -196,5 +196,7 @@ def test_bad_arguments_are_refused():
         lowrank(x, y, torch.full((20,), 1.0, dtype=F64), rank=2)
     with pytest.raises(ValueError, match=r"cost factor B must have shape \[10, k\]"):
         lowrank(x, y, rank=2, cost=(x, x))
+    with pytest.raises(ValueError, match="backend must be 'auto' or 'torch'"):
+        lowrank(x, y, rank=2, backend="pot")
     with pytest.raises(ValueError, match="x contains NaN"):
         lowrank(torch.full_like(x, math.nan), y, rank=2)
