@@ -62,14 +62,7 @@ class CouplingMethods:
     def apply(self, v: torch.Tensor, transpose: bool = False) -> torch.Tensor:
         """``P @ v`` for ``v: [m]`` or ``[m, k]`` (``Pᵀ @ v`` for ``v: [n]`` or ``[n, k]``)."""
         n, m = self.shape
-        expected = n if transpose else m
-        if not isinstance(v, torch.Tensor) or v.shape[:1] != (expected,) or v.ndim > 2:
-            raise ValueError(
-                f"v must have shape [{expected}] or [{expected}, k] "
-                f"({'Pᵀ' if transpose else 'P'} @ v), got "
-                f"{tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__}"
-            )
-        v = v.to(self.a.dtype)
+        v = self._check_vector(v, transpose)
         if transpose:
             out = torch.zeros((m,) + v.shape[1:], dtype=v.dtype, device=v.device)
             for rows, band, _ in self._plan_bands():
@@ -152,6 +145,18 @@ class CouplingMethods:
             gumbel = -torch.log(-torch.log(u.clamp_min(torch.finfo(u.dtype).tiny)))
             j[start : start + band] = (logp + gumbel).argmax(1)
         return i, j
+
+    def _check_vector(self, v: torch.Tensor, transpose: bool) -> torch.Tensor:
+        """``v`` of shape ``[m]`` or ``[m, k]`` (``[n]`` or ``[n, k]`` when ``transpose``)."""
+        n, m = self.shape
+        expected = n if transpose else m
+        if not isinstance(v, torch.Tensor) or v.shape[:1] != (expected,) or v.ndim > 2:
+            raise ValueError(
+                f"v must have shape [{expected}] or [{expected}, k] "
+                f"({'Pᵀ' if transpose else 'P'} @ v), got "
+                f"{tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__}"
+            )
+        return v.to(self.a.dtype)
 
     def _check_points(self, name: str, points: torch.Tensor) -> torch.Tensor:
         d = self.geometry.x.shape[1]

@@ -54,7 +54,14 @@ from .costs import Cost, get_cost
 from .coupling import CouplingMethods
 from .geometry import PointCloud
 from .sinkhorn import ConvergenceWarning
-from .validation import check_clouds, check_count, check_tau, check_weights
+from .validation import (
+    check_clouds,
+    check_count,
+    check_equal_mass,
+    check_positive,
+    check_tau,
+    check_weights,
+)
 
 __all__ = ["LowRankResult", "lowrank", "factorize_cost"]
 
@@ -171,14 +178,7 @@ class LowRankResult(CouplingMethods):
 
     def apply(self, v: torch.Tensor, transpose: bool = False) -> torch.Tensor:
         """``P @ v`` (or ``Pᵀ @ v``) through the factors, in O((n + m)·rank) per column."""
-        n, m = self.shape
-        expected = n if transpose else m
-        if not isinstance(v, torch.Tensor) or v.shape[:1] != (expected,) or v.ndim > 2:
-            raise ValueError(
-                f"v must have shape [{expected}] or [{expected}, k], got "
-                f"{tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__}"
-            )
-        v = v.to(self.q.dtype)
+        v = self._check_vector(v, transpose)
         left, right = (self.r, self.q) if transpose else (self.q, self.r)
         inner = right.T @ v
         inner = inner / (self.g if v.ndim == 1 else self.g[:, None])
@@ -411,18 +411,11 @@ def lowrank(
         raise ValueError(f"rank must be at most min(n, m) = {min(n, m)}, got {rank}")
     tau_a, tau_b = check_tau("tau_a", tau_a), check_tau("tau_b", tau_b)
     if tau_a == 1.0 and tau_b == 1.0:
-        mass_a, mass_b = a.sum().item(), b.sum().item()
-        if abs(mass_a - mass_b) > 1e-5 * max(mass_a, mass_b):
-            raise ValueError(
-                f"balanced OT needs a and b of equal total mass, got {mass_a:.6g} and "
-                f"{mass_b:.6g}: normalize them, or relax with tau_a/tau_b < 1"
-            )
+        check_equal_mass(a, b)
     if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not (
             math.isfinite(epsilon) and epsilon >= 0):
         raise ValueError(f"epsilon must be a finite number >= 0, got {epsilon!r}")
-    if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not (
-            math.isfinite(gamma) and gamma > 0):
-        raise ValueError(f"gamma must be a finite number > 0, got {gamma!r}")
+    gamma = check_positive("gamma", gamma)
     max_iter = check_count("max_iter", max_iter)
     min_iter = check_count("min_iter", min_iter)
     inner_max_iter = check_count("inner_max_iter", inner_max_iter)

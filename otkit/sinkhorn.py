@@ -32,7 +32,13 @@ from .backends import BACKENDS, Potentials, SinkhornProblem, kl_penalty, log_wei
 from .costs import Cost, get_cost
 from .coupling import CouplingMethods
 from .geometry import PointCloud, default_mode
-from .validation import check_clouds, check_positive, check_tau, check_weights
+from .validation import (
+    check_clouds,
+    check_equal_mass,
+    check_positive,
+    check_tau,
+    check_weights,
+)
 
 __all__ = ["sinkhorn", "SinkhornResult", "ConvergenceWarning", "resolve_epsilon"]
 
@@ -297,12 +303,7 @@ def sinkhorn(
     b = check_weights("b", b, m, y)
     tau_a, tau_b = check_tau("tau_a", tau_a), check_tau("tau_b", tau_b)
     if tau_a == 1.0 and tau_b == 1.0:
-        mass_a, mass_b = a.sum().item(), b.sum().item()
-        if abs(mass_a - mass_b) > 1e-5 * max(mass_a, mass_b):
-            raise ValueError(
-                f"balanced OT needs a and b of equal total mass, got {mass_a:.6g} and "
-                f"{mass_b:.6g}: normalize them, or relax with tau_a/tau_b < 1"
-            )
+        check_equal_mass(a, b)
     tol = check_positive("tol", tol)
     if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
         raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}")

@@ -18,6 +18,7 @@ __all__ = [
     "check_tau",
     "check_probability",
     "check_count",
+    "check_equal_mass",
 ]
 
 
@@ -78,6 +79,16 @@ def check_weights(
         raise ValueError(f"{name} has zero total mass: give at least one positive weight")
     w = w.to(like.dtype)
     return w / mass if normalize else w
+
+
+def check_equal_mass(a: torch.Tensor, b: torch.Tensor) -> None:
+    """Balanced OT moves all the mass: ``a`` and ``b`` must sum to the same total."""
+    mass_a, mass_b = a.sum().item(), b.sum().item()
+    if abs(mass_a - mass_b) > 1e-5 * max(mass_a, mass_b):
+        raise ValueError(
+            f"balanced OT needs a and b of equal total mass, got {mass_a:.6g} and "
+            f"{mass_b:.6g}: normalize them, or relax with tau_a/tau_b < 1"
+        )
 
 
 def check_positive(name: str, value: object) -> float:
