@@ -693,19 +693,26 @@ class OTCP(ConformalPredictor):
         """
         self._require_fit("quantiles")
         u = self._as_targets("u", u, self.offset)
-        s = self.transport_map.inverse_transport(u)
-        if self.backward == "invert":
-            s, solved = _invert_entropic_map(self.transport_map, u, s)
-            if not solved.all():
-                warnings.warn(
-                    f"OTCP: {int((~solved).sum())} of {len(solved)} quantile points have no "
-                    "preimage under the rank map: they lie outside the convex hull of the "
-                    "reference, so the contour is unbounded in their directions (a larger "
-                    "reference_size, directions='grid' in 2-D, or a larger alpha helps)",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
-        return self.offset + self.scale * s
+        if self.backward == "entropic":
+            return self.offset + self.scale * self.transport_map.inverse_transport(u)
+        residuals, solved = self._preimages(u)
+        if not solved.all():
+            warnings.warn(
+                f"OTCP: {int((~solved).sum())} of {len(solved)} quantile points have no "
+                "preimage under the rank map: they lie outside the convex hull of the "
+                "reference, so the contour is unbounded in their directions (a larger "
+                "reference_size, directions='grid' in 2-D, or a larger alpha helps)",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        return residuals
+
+    def _preimages(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Residuals r with T((r − offset)/scale) = u, ``[k, d]``, and a ``[k]`` mask of those
+        that exist; the entropic inverse map gives the starting points."""
+        start = self.transport_map.inverse_transport(u)
+        s, solved = _invert_entropic_map(self.transport_map, u, start)
+        return self.offset + self.scale * s, solved
 
     def _score_residuals(self, r):
         return self.ranks(r).norm(dim=1, keepdim=True)
@@ -723,8 +730,7 @@ class OTCP(ConformalPredictor):
     def _volume(self, q, num, generator):
         # Monte Carlo over a box around the region, grown until no hit lies near its faces
         directions = self._unit_directions(512 if self.dim > 2 else 256, self.offset)
-        start = self.transport_map.inverse_transport(q * directions)
-        contour, solved = _invert_entropic_map(self.transport_map, q * directions, start)
+        inside, solved = self._preimages(q * directions)
         if not solved.all():
             warnings.warn(
                 "OTCP: the region is unbounded (some directions of its contour have no "
@@ -734,7 +740,6 @@ class OTCP(ConformalPredictor):
                 stacklevel=3,
             )
             return VolumeEstimate(math.inf, 0.0, 0)
-        inside = self.offset + self.scale * contour
         low, high = inside.min(0).values, inside.max(0).values
         centre, half = 0.5 * (low + high), 0.75 * (high - low).clamp_min(1e-12 * self.scale)
         for _ in range(6):
