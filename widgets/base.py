@@ -170,6 +170,13 @@ class InteractiveFigure:
         """The controls' current values, by name: what ``compute`` receives."""
         return {name: control.value for name, control in self.controls.items()}
 
+    def trace(self, name: str):
+        """The figure's trace called ``name``: ``make_figure`` names every trace it creates."""
+        for trace in self.figure.data:
+            if trace.name == name:
+                return trace
+        raise KeyError(f"no trace named {name!r}; the figure has {[t.name for t in self.figure.data]}")
+
     def set(self, **params) -> InteractiveFigure:
         """Set controls programmatically, as a user would: one (debounced) recompute.
 

@@ -459,7 +459,6 @@ class ConformalExplorer(InteractiveFigure):
             title={"text": "conformal region …", "x": 0.5, "xanchor": "center"},
         )
         widget = go.FigureWidget(fig)
-        self._index = {trace.name: i for i, trace in enumerate(widget.data)}
         return widget
 
     def compute(self, **params) -> ConformalState:
@@ -495,10 +494,6 @@ class ConformalExplorer(InteractiveFigure):
         self.stats.value = _stats_html(state)
 
     # ----- public -------------------------------------------------------------------------
-    def trace(self, name: str):
-        """The figure's trace called ``name`` (one of :data:`TRACE_NAMES`)."""
-        return self.figure.data[self._index[name]]
-
     # ----- the OTCP-only ε slider ---------------------------------------------------------
     def _enable_epsilon_slider(self, change=None) -> None:
         self.controls["relative_epsilon"].disabled = self.controls["method"].value != "otcp"

@@ -302,7 +302,6 @@ class LowRankExplorer(InteractiveFigure):
             title={"text": "low-rank OT …", "x": 0.5, "xanchor": "center"},
         )
         widget = go.FigureWidget(fig)
-        self._index = {trace.name: i for i, trace in enumerate(widget.data)}
         return widget
 
     def compute(self, **params) -> LowRankState:
@@ -347,10 +346,6 @@ class LowRankExplorer(InteractiveFigure):
         self.stats.value = _stats_html(state, self.cached)
 
     # ----- public -------------------------------------------------------------------------
-    def trace(self, name: str):
-        """The figure's trace called ``name`` (one of :data:`TRACE_NAMES`)."""
-        return self.figure.data[self._index[name]]
-
 
 def _meta(state: LowRankState, cached: bool) -> dict:
     """The numbers for ``layout.meta``."""

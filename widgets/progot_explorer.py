@@ -421,7 +421,6 @@ class ProgOTExplorer(InteractiveFigure):
             title=dict(text="map error …", x=0.5, xanchor="center"),
         )
         widget = go.FigureWidget(fig)
-        self._index = {trace.name: i for i, trace in enumerate(widget.data)}
         return widget
 
     def compute(self, **params) -> ProgOTState:
@@ -464,10 +463,6 @@ class ProgOTExplorer(InteractiveFigure):
         self._draw_step(state, slider.value)
 
     # ----- public -------------------------------------------------------------------------
-    def trace(self, name: str):
-        """The figure's trace called ``name`` (one of :data:`TRACE_NAMES`)."""
-        return self.figure.data[self._index[name]]
-
     @property
     def step(self) -> int:
         """The step k whose cloud x⁽ᵏ⁾ is shown."""

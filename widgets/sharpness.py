@@ -351,15 +351,10 @@ class SharpnessExplorer(InteractiveFigure):
             title=dict(text="renormalized entropy …", x=0.5, xanchor="center"),
         )
         widget = go.FigureWidget(fig)
-        self._index = {trace.name: i for i, trace in enumerate(widget.data)}
         return widget
 
     def compute(self, **params) -> SharpnessState:
         return compute_sharpness(**params, **self.compute_options)
-
-    def trace(self, name: str):
-        """The figure's trace called ``name`` (one of :data:`TRACE_NAMES`)."""
-        return self.figure.data[self._index[name]]
 
     def draw(self, state: SharpnessState) -> None:
         fig = self.figure
