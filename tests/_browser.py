@@ -179,6 +179,45 @@ def browser_page(name: str):
             context.close()
 
 
+# ------------------------------------------------------------------ a widget, drawn
+
+
+@contextlib.contextmanager
+def widget_in_voila(notebook: str, widget: str, ready_stat: str, name: str,
+                    timeout_ms: int = 120_000):
+    """A page showing ``notebook`` as a Voilà app, once ``widget`` has drawn its stats and plot.
+
+    ``ready_stat`` names a ``.otkit-stat-<name>`` element that appears with the first
+    compute; ``name`` names the failure screenshot.
+    """
+    require_browser()
+    with server("voila", notebook, timeout=90) as (url, _), browser_page(name) as page:
+        page.goto(url + "/", timeout=timeout_ms)
+        page.wait_for_selector(f"{widget} .otkit-stat-{ready_stat}", timeout=timeout_ms)
+        page.wait_for_selector(f"{widget} .js-plotly-plot", timeout=60_000)
+        yield page
+
+
+@contextlib.contextmanager
+def widget_in_lab(notebook: str, widget: str, ready_stat: str, name: str,
+                  timeout_ms: int = 120_000):
+    """A JupyterLab page that ran all of ``notebook``, scrolled to the drawn ``widget``.
+
+    The committed notebook must come back unchanged (:func:`notebook_kept`).
+    """
+    require_browser()
+    with (
+        notebook_kept(notebook),
+        server("lab", timeout=90) as (url, token),
+        browser_page(name) as page,
+    ):
+        lab_run_all(page, url, token, notebook)
+        page.wait_for_selector(f"{widget} .otkit-stat-{ready_stat}", timeout=timeout_ms)
+        page.wait_for_selector(f"{widget} .js-plotly-plot", timeout=60_000)
+        page.locator(widget).scroll_into_view_if_needed()
+        yield page
+
+
 # ------------------------------------------------------------------ reading a widget's page
 
 

@@ -1,12 +1,14 @@
 """Shared fixtures for otkit's tests: seeds and synthetic point clouds.
 
-Nothing here changes otkit's behaviour: no environment variables, no global flags, no
-autouse fixtures. Tests ask for what they need.
+Nothing here changes otkit's behaviour unasked: no autouse fixtures, no global flags. Tests
+ask for what they need.
 
 * ``seed``: seeds torch's global generator (for code that draws from it) and returns the seed;
 * ``generator``: a fresh, seeded ``torch.Generator`` (pass it explicitly: preferred);
 * ``make_clouds``: a factory for a source/target pair of Gaussian-mixture clouds with
-  optional non-uniform weights, of any size, dimension and dtype.
+  optional non-uniform weights, of any size, dimension and dtype;
+* ``eager_one_thread`` (widget tests) and ``one_thread_kernels`` (browser tests, for the
+  kernels they start): the environment and thread count for small solves on a busy machine.
 """
 
 from __future__ import annotations
@@ -103,3 +105,15 @@ def one_thread_kernels(monkeypatch):
     kernels skip torch.compile's warm-up."""
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     monkeypatch.setenv("OTKIT_COMPILE", "0")
+
+
+@pytest.fixture
+def eager_one_thread(monkeypatch):
+    """For widget computations in-process: eager kernels (compiling costs seconds per process
+    and is tested in test_kernels) and one torch thread (on a busy 2-core machine OpenMP's
+    barriers make small solves crawl), restored afterwards."""
+    monkeypatch.setenv("OTKIT_COMPILE", "0")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

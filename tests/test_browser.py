@@ -7,9 +7,8 @@ must change. Both are read from the page itself (the DOM and plotly's own data).
 
 import time
 
-import pytest
-
 import _browser
+import pytest
 
 NOTEBOOK = "notebooks/00_ot_tour.ipynb"
 WIDGET = ".otkit-sharpness"
@@ -58,21 +57,14 @@ def _move_epsilon_down(page, presses: int = 12) -> None:
 
 
 def test_voila_dashboard_sharpness_widget():
-    _browser.require_browser()
-    with _browser.server("voila", NOTEBOOK, timeout=90) as (url, _):
-        with _browser.browser_page("voila-sharpness") as page:
-            page.goto(url + "/", timeout=300_000)
-            page.wait_for_selector(f"{WIDGET} .otkit-stat-entropy", timeout=300_000)
-            page.wait_for_selector(f"{WIDGET} .js-plotly-plot", timeout=60_000)
-            _move_epsilon_down(page)
+    with _browser.widget_in_voila(
+        NOTEBOOK, WIDGET, "entropy", "voila-sharpness", timeout_ms=300_000,
+    ) as page:
+        _move_epsilon_down(page)
 
 
 def test_jupyterlab_run_all_then_move_epsilon():
-    _browser.require_browser()
-    with _browser.notebook_kept(NOTEBOOK), _browser.server("lab", timeout=90) as (url, token):
-        with _browser.browser_page("lab-sharpness") as page:
-            _browser.lab_run_all(page, url, token, NOTEBOOK)
-            page.wait_for_selector(f"{WIDGET} .otkit-stat-entropy", timeout=400_000)
-            page.wait_for_selector(f"{WIDGET} .js-plotly-plot", timeout=60_000)
-            page.locator(WIDGET).scroll_into_view_if_needed()
-            _move_epsilon_down(page)
+    with _browser.widget_in_lab(
+        NOTEBOOK, WIDGET, "entropy", "lab-sharpness", timeout_ms=400_000,
+    ) as page:
+        _move_epsilon_down(page)

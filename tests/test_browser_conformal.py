@@ -85,26 +85,10 @@ def _raise_alpha_then_switch_to_ball(page) -> None:
 
 
 def test_voila_conformal_explorer():
-    _browser.require_browser()
-    with (
-        _browser.server("voila", NOTEBOOK, timeout=90) as (url, _),
-        _browser.browser_page("voila-conformal") as page,
-    ):
-        page.goto(url + "/", timeout=120_000)
-        page.wait_for_selector(f"{WIDGET} .otkit-stat-coverage", timeout=120_000)
-        page.wait_for_selector(f"{WIDGET} .js-plotly-plot", timeout=60_000)
+    with _browser.widget_in_voila(NOTEBOOK, WIDGET, "coverage", "voila-conformal") as page:
         _raise_alpha_then_switch_to_ball(page)
 
 
 def test_jupyterlab_run_all_then_move_alpha():
-    _browser.require_browser()
-    with (
-        _browser.notebook_kept(NOTEBOOK),
-        _browser.server("lab", timeout=90) as (url, token),
-        _browser.browser_page("lab-conformal") as page,
-    ):
-        _browser.lab_run_all(page, url, token, NOTEBOOK)
-        page.wait_for_selector(f"{WIDGET} .otkit-stat-coverage", timeout=120_000)
-        page.wait_for_selector(f"{WIDGET} .js-plotly-plot", timeout=60_000)
-        page.locator(WIDGET).scroll_into_view_if_needed()
+    with _browser.widget_in_lab(NOTEBOOK, WIDGET, "coverage", "lab-conformal") as page:
         _raise_alpha_then_switch_to_ball(page)

@@ -86,26 +86,10 @@ def _lower_tau_then_raise_rank(page) -> None:
 
 
 def test_voila_lowrank_explorer():
-    _browser.require_browser()
-    with (
-        _browser.server("voila", NOTEBOOK, timeout=90) as (url, _),
-        _browser.browser_page("voila-lowrank") as page,
-    ):
-        page.goto(url + "/", timeout=120_000)
-        page.wait_for_selector(f"{WIDGET} .otkit-stat-outlier-mass", timeout=120_000)
-        page.wait_for_selector(f"{WIDGET} .js-plotly-plot", timeout=60_000)
+    with _browser.widget_in_voila(NOTEBOOK, WIDGET, "outlier-mass", "voila-lowrank") as page:
         _lower_tau_then_raise_rank(page)
 
 
 def test_jupyterlab_run_all_then_move_tau():
-    _browser.require_browser()
-    with (
-        _browser.notebook_kept(NOTEBOOK),
-        _browser.server("lab", timeout=90) as (url, token),
-        _browser.browser_page("lab-lowrank") as page,
-    ):
-        _browser.lab_run_all(page, url, token, NOTEBOOK)
-        page.wait_for_selector(f"{WIDGET} .otkit-stat-outlier-mass", timeout=120_000)
-        page.wait_for_selector(f"{WIDGET} .js-plotly-plot", timeout=60_000)
-        page.locator(WIDGET).scroll_into_view_if_needed()
+    with _browser.widget_in_lab(NOTEBOOK, WIDGET, "outlier-mass", "lab-lowrank") as page:
         _lower_tau_then_raise_rank(page)

@@ -73,21 +73,14 @@ def _raise_steps_then_move_step(page) -> None:
 
 
 def test_voila_progot_explorer():
-    _browser.require_browser()
-    with _browser.server("voila", NOTEBOOK, timeout=90) as (url, _):
-        with _browser.browser_page("voila-progot") as page:
-            page.goto(url + "/", timeout=300_000)
-            page.wait_for_selector(f"{WIDGET} .otkit-stat-map-error", timeout=300_000)
-            page.wait_for_selector(f"{WIDGET} .js-plotly-plot", timeout=60_000)
-            _raise_steps_then_move_step(page)
+    with _browser.widget_in_voila(
+        NOTEBOOK, WIDGET, "map-error", "voila-progot", timeout_ms=300_000,
+    ) as page:
+        _raise_steps_then_move_step(page)
 
 
 def test_jupyterlab_run_all_then_change_steps():
-    _browser.require_browser()
-    with _browser.notebook_kept(NOTEBOOK), _browser.server("lab", timeout=90) as (url, token):
-        with _browser.browser_page("lab-progot") as page:
-            _browser.lab_run_all(page, url, token, NOTEBOOK)
-            page.wait_for_selector(f"{WIDGET} .otkit-stat-map-error", timeout=400_000)
-            page.wait_for_selector(f"{WIDGET} .js-plotly-plot", timeout=60_000)
-            page.locator(WIDGET).scroll_into_view_if_needed()
-            _raise_steps_then_move_step(page)
+    with _browser.widget_in_lab(
+        NOTEBOOK, WIDGET, "map-error", "lab-progot", timeout_ms=400_000,
+    ) as page:
+        _raise_steps_then_move_step(page)

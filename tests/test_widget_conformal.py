@@ -35,15 +35,7 @@ from widgets.conformal_explorer import (
 SMALL = {"n_fit": 200, "n_calibration": 300, "n_test": 400, "reference_size": 256}  # fast
 
 
-@pytest.fixture(autouse=True)
-def _small_and_eager(monkeypatch):
-    """Eager kernels (compiling costs seconds per process and is tested in test_kernels), and
-    one thread: on a busy 2-core machine OpenMP's barriers make these small solves crawl."""
-    monkeypatch.setenv("OTKIT_COMPILE", "0")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("eager_one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -21,15 +21,7 @@ from widgets.lowrank_explorer import N_OPTIONS, TRACE_NAMES
 N = 300  # small: one solve in about a second on one thread
 
 
-@pytest.fixture(autouse=True)
-def _one_thread_eager(monkeypatch):
-    """Eager kernels, and one thread: on a busy 2-core machine OpenMP's barriers make these
-    small solves crawl."""
-    monkeypatch.setenv("OTKIT_COMPILE", "0")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("eager_one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -24,15 +24,7 @@ from widgets.progot_explorer import TRACE_NAMES, trajectories
 SMALL = dict(n=64, n_test=64)  # fast, and enough points for meaningful errors
 
 
-@pytest.fixture(autouse=True)
-def _small_and_eager(monkeypatch):
-    """Eager kernels (compiling costs seconds per process and is tested in test_kernels), and
-    one thread: on a busy 2-core machine OpenMP's barriers make these tiny solves 100× slower."""
-    monkeypatch.setenv("OTKIT_COMPILE", "0")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("eager_one_thread")
 
 
 def _samples(kind: str, seed: int, n: int, n_test: int):
