@@ -133,18 +133,39 @@ class CouplingMethods:
         """
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise ValueError(f"k must be a positive integer, got {k!r}")
-        device = self.a.device
         row_mass, _ = self.marginals()
         i = torch.multinomial(row_mass, k, replacement=True, generator=generator)
-        j = torch.empty(k, dtype=torch.long, device=device)
-        band = max(1, 2**22 // self.shape[1])
-        for start in range(0, k, band):
-            idx = i[start : start + band]
-            logp = self._log_plan_rows(idx)
+        return i, self.sample_columns(i, generator=generator)
+
+    def sample_columns(
+        self, rows: torch.Tensor, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """For each row index ``rows: [k]``, one column ``j ~ P[i, :] / Σ_j P[i, j]``: ``[k]``.
+
+        The Gumbel-max trick on the log-plan (argmax_j log P_ij + G_ij with G_ij iid Gumbel
+        draws a column from row i's conditional), a band of rows at a time, so no more than
+        a ``[band, m]`` block is ever built. Passing every row once (``torch.arange(n)``)
+        pairs each source point with one target: no source point is repeated or missed, as
+        they are when a flattened plan is sampled with replacement.
+        """
+        n, m = self.shape
+        if (
+            not isinstance(rows, torch.Tensor) or rows.ndim != 1
+            or rows.dtype not in (torch.int32, torch.int64)
+        ):
+            raise ValueError("rows must be a 1-D integer tensor of row indices")
+        if rows.numel() and (rows.min() < 0 or rows.max() >= n):
+            raise ValueError(f"rows must lie in [0, {n}), got values outside it")
+        device = self.a.device
+        rows = rows.to(device=device, dtype=torch.long)
+        j = torch.empty(rows.shape[0], dtype=torch.long, device=device)
+        band = max(1, 2**22 // m)
+        for start in range(0, rows.shape[0], band):
+            logp = self._log_plan_rows(rows[start : start + band])
             u = torch.rand(logp.shape, dtype=logp.dtype, device=device, generator=generator)
             gumbel = -torch.log(-torch.log(u.clamp_min(torch.finfo(u.dtype).tiny)))
             j[start : start + band] = (logp + gumbel).argmax(1)
-        return i, j
+        return j
 
     def _check_vector(self, v: torch.Tensor, transpose: bool) -> torch.Tensor:
         """``v`` of shape ``[m]`` or ``[m, k]`` (``[n]`` or ``[n, k]`` when ``transpose``)."""
