@@ -13,7 +13,9 @@ Randomness: pass ``generator=`` (a ``torch.Generator``, or an ``int`` seed) or `
 * :func:`checkerboard` — uniform on the dark squares of a checkerboard over [-2, 2]²;
 * :func:`two_clouds` — a source/target pair ``(x, y)`` for transport demos;
 * :func:`clouds_with_outliers`, :func:`tissue_slices` — pairs that only partly correspond,
-  with the truth (:class:`PartialMatch`), for unbalanced OT.
+  with the truth (:class:`PartialMatch`), for unbalanced OT;
+* :func:`digits` — scikit-learn's bundled 8×8 handwritten digits as ``[n, 64]`` vectors in
+  [-1, 1] (real data, no download; needs scikit-learn), with a seeded stratified split.
 """
 
 from __future__ import annotations
@@ -34,10 +36,15 @@ __all__ = [
     "PartialMatch",
     "clouds_with_outliers",
     "tissue_slices",
+    "digits",
+    "DIGITS_SPLITS",
 ]
 
 #: The ``kind`` values :func:`two_clouds` accepts.
 TWO_CLOUD_KINDS = ("moons", "gaussians", "mixture", "eight_gaussians", "checkerboard")
+
+#: The ``split`` values :func:`digits` accepts.
+DIGITS_SPLITS = ("all", "train", "test")
 
 _DEFAULT_CENTERS = ((-2.0, 0.0), (2.0, 0.0), (0.0, 2.0 * math.sqrt(3.0)))
 
@@ -432,3 +439,68 @@ def tissue_slices(
         truth=_out(truth, dtype, device),
     )
     return match, _out(pos_a, dtype, device), _out(pos_b, dtype, device)
+
+
+def digits(
+    *,
+    split: str = "all",
+    test_fraction: float = 0.2,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+    return_labels: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """The 1,797 handwritten 8×8 digits bundled with scikit-learn, as ``[n, 64]`` in [-1, 1].
+
+    The data are the UCI "Optical Recognition of Handwritten Digits" test set as shipped
+    inside scikit-learn (``sklearn.datasets.load_digits``): it is read from the installed
+    package, never downloaded. Pixels are integers 0..16 (ink counts on a 4×4 grid of a
+    32×32 bitmap), mapped to [-1, 1] by ``x / 8 − 1``; each image is flattened row by row, so
+    ``x.view(-1, 1, 8, 8)`` gives images ``[n, 1, 8, 8]`` (channel first, for conv nets).
+
+    Args:
+        split: ``"all"`` (every digit, in scikit-learn's order), or ``"train"`` / ``"test"``:
+            a stratified split in which each class sends ``round(test_fraction · n_c)`` of its
+            ``n_c`` images, drawn with ``seed``, to the test part. The two parts are disjoint,
+            cover the data set, and keep scikit-learn's order within each part.
+        test_fraction: share of each class in the test part, in (0, 1); ignored for ``"all"``.
+        seed: the split's seed (a CPU ``torch.Generator``); ignored for ``"all"``.
+        dtype, device: of the returned tensors (a floating-point dtype).
+        return_labels: also return the ``[n]`` int64 classes 0..9.
+
+    Returns:
+        ``x: [n, 64]`` (n = 1797 for ``"all"``), or ``(x, labels)`` with ``return_labels``.
+
+    Raises:
+        ImportError: scikit-learn is missing (it is an optional extra of otkit).
+    """
+    if split not in DIGITS_SPLITS:
+        raise ValueError(f"split must be one of {DIGITS_SPLITS}, got {split!r}")
+    if isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float)):
+        raise TypeError(f"test_fraction must be a number in (0, 1), got {test_fraction!r}")
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"test_fraction must lie in (0, 1), got {test_fraction!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(f"seed must be an int, got {seed!r}")
+    try:
+        from sklearn.datasets import load_digits  # optional dependency: imported on use
+    except ImportError as error:
+        raise ImportError(
+            "otkit.datasets.digits reads the 8×8 digits bundled with scikit-learn, which is "
+            "not installed: pip install scikit-learn (or otkit[test] / otkit[notebooks])"
+        ) from error
+    bunch = load_digits()
+    pixels = torch.as_tensor(bunch.data, dtype=torch.float64)  # [1797, 64], integers 0..16
+    labels = torch.as_tensor(bunch.target, dtype=torch.int64)
+    points = pixels / 8.0 - 1.0
+    if split != "all":
+        gen = torch.Generator().manual_seed(seed)
+        in_test = torch.zeros(labels.shape[0], dtype=torch.bool)
+        for c in range(10):  # stratified: the same share of every class goes to the test part
+            members = torch.nonzero(labels == c).flatten()
+            count = round(test_fraction * members.numel())
+            in_test[members[torch.randperm(members.numel(), generator=gen)[:count]]] = True
+        keep = in_test if split == "test" else ~in_test
+        points, labels = points[keep], labels[keep]
+    points = _out(points, dtype, device)
+    return (points, labels.to(device)) if return_labels else points
