@@ -15,7 +15,19 @@ import torch
 
 from .geometry import PointCloud
 
-__all__ = ["CouplingMethods"]
+__all__ = ["CouplingMethods", "gumbel_max"]
+
+
+def gumbel_max(logits: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """One draw per row of ``softmax(logits)``, ``logits: [k, m]`` → ``[k]`` column indices.
+
+    The Gumbel-max trick: ``argmax_j (logits_ij + G_ij)`` with G_ij iid standard Gumbel is a
+    sample from row i's softmax; ``logits`` may be off by a constant per row (an unnormalized
+    log-plan) and hold −inf for impossible columns.
+    """
+    u = torch.rand(logits.shape, dtype=logits.dtype, device=logits.device, generator=generator)
+    gumbel = -torch.log(-torch.log(u.clamp_min(torch.finfo(u.dtype).tiny)))
+    return (logits + gumbel).argmax(1)
 
 
 class CouplingMethods:
@@ -161,10 +173,7 @@ class CouplingMethods:
         j = torch.empty(rows.shape[0], dtype=torch.long, device=device)
         band = max(1, 2**22 // m)
         for start in range(0, rows.shape[0], band):
-            logp = self._log_plan_rows(rows[start : start + band])
-            u = torch.rand(logp.shape, dtype=logp.dtype, device=device, generator=generator)
-            gumbel = -torch.log(-torch.log(u.clamp_min(torch.finfo(u.dtype).tiny)))
-            j[start : start + band] = (logp + gumbel).argmax(1)
+            j[start : start + band] = gumbel_max(self._log_plan_rows(rows[start : start + band]), generator)
         return j
 
     def _check_vector(self, v: torch.Tensor, transpose: bool) -> torch.Tensor:
