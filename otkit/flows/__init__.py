@@ -23,7 +23,13 @@ from .couplings import (
     make_coupling,
 )
 from .distributions import TOY_DISTRIBUTIONS, Empirical, Sampler, StandardNormal
-from .metrics import energy_distance, mmd, path_length_ratio, path_straightness, wasserstein2
+from .metrics import (
+    energy_distance,
+    mmd,
+    path_length_ratio,
+    path_straightness,
+    wasserstein2,
+)
 from .networks import TimeEmbedding, VelocityConvNet, VelocityMLP
 from .sampling import SAMPLERS, integrate
 from .training import FlowTrainingResult, flow_matching_loss, train_flow
