@@ -11,6 +11,7 @@ Randomness: pass ``generator=`` (a ``torch.Generator``, or an ``int`` seed) or `
 * :func:`eight_gaussians` — eight Gaussians on a circle (mean ≈ 0);
 * :func:`moons` — the two interleaved half circles (torch; no scikit-learn);
 * :func:`checkerboard` — uniform on the dark squares of a checkerboard over [-2, 2]²;
+* :func:`half_annulus` — uniform on a half annulus (the semidiscrete toy's targets);
 * :func:`two_clouds` — a source/target pair ``(x, y)`` for transport demos;
 * :func:`clouds_with_outliers`, :func:`tissue_slices` — pairs that only partly correspond,
   with the truth (:class:`PartialMatch`), for unbalanced OT;
@@ -36,6 +37,7 @@ __all__ = [
     "PartialMatch",
     "clouds_with_outliers",
     "tissue_slices",
+    "half_annulus",
     "digits",
     "DIGITS_SPLITS",
 ]
@@ -504,3 +506,29 @@ def digits(
         points, labels = points[keep], labels[keep]
     points = _out(points, dtype, device)
     return (points, labels.to(device)) if return_labels else points
+
+
+def half_annulus(
+    n: int,
+    inner: float = 1.0,
+    outer: float = 2.0,
+    *,
+    generator: torch.Generator | int | None = None,
+    seed: int | None = None,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """``n`` points uniform on the upper half annulus ``inner ≤ ‖z‖ ≤ outer, z₂ ≥ 0``: ``[n, 2]``.
+
+    The target of the semidiscrete toy of Mousavi-Hosseini et al. (2025). Radii are drawn with
+    density ∝ r (uniform in area), angles uniform on [0, π].
+    """
+    n = _check_n("n", n)
+    inner, outer = _check_nonneg("inner", inner), _check_nonneg("outer", outer)
+    if not inner < outer:
+        raise ValueError(f"inner must be smaller than outer, got {inner} and {outer}")
+    gen = _generator(generator, seed)
+    radius = torch.sqrt(inner**2 + (outer**2 - inner**2) * _rand(n, gen))
+    angle = math.pi * _rand(n, gen)
+    points = radius.unsqueeze(1) * torch.stack([angle.cos(), angle.sin()], dim=1)
+    return _out(points, dtype, device)
