@@ -12,6 +12,7 @@ from .costs import Cost, Dot, Euclidean, SqEuclidean
 from .exact import EMDResult, emd
 from .lowrank import LowRankResult, lowrank
 from .progot import ProgOTResult, progot
+from .semidiscrete import SemidiscreteResult, semidiscrete
 from .sinkhorn import ConvergenceWarning, SinkhornResult, sinkhorn
 
 __version__ = "0.1.0"
@@ -26,6 +27,8 @@ __all__ = [
     "ProgOTResult",
     "OTCP",
     "lowrank",
+    "semidiscrete",
+    "SemidiscreteResult",
     "LowRankResult",
     "costs",
     "gaussian",

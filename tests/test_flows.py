@@ -335,3 +335,37 @@ def test_flow_study_rows_and_summaries():
         run_flow_study(flow_benchmark("digits"), ["exact"], [256], steps=1)
     with pytest.raises(ValueError, match="name must be one of"):
         flow_benchmark("cifar")
+
+
+# ----------------------------------------------------------------------------- SD-FM
+
+
+def test_semidiscrete_coupling_pairs_noise_with_its_laguerre_cell():
+    from otkit.flows import SemidiscreteCoupling
+    from otkit.semidiscrete import semidiscrete
+
+    y = torch.randn(16, 2, generator=torch.Generator().manual_seed(0))
+    fit = semidiscrete(StandardNormal(2), y, num_iterations=300, batch_size=64, check_every=300)
+    coupling = SemidiscreteCoupling(fit)
+    x0 = torch.randn(50, 2)
+    pairing = coupling.pair(x0, torch.zeros(50, 2))  # the drawn target batch is not used
+    scores = fit.g - 0.5 * torch.cdist(x0, y) ** 2  # the Laguerre cell: argmax g_j − c(x, y_j)
+    assert torch.equal(pairing.target, y[scores.argmax(1)])
+    assert pairing.renormalized_entropy == 0.0 and coupling.name == "semidiscrete"
+    with pytest.raises(ValueError, match="soft=True needs"):
+        SemidiscreteCoupling(fit, soft=True)
+    with pytest.raises(TypeError, match="fit must be"):
+        SemidiscreteCoupling("fit")
+    with pytest.raises(ValueError, match="x0 must have d = 2"):
+        coupling.pair(torch.zeros(5, 3), torch.zeros(5, 3))
+
+
+def test_semidiscrete_study_needs_a_finite_target():
+    from otkit.flows.study import semidiscrete_coupling
+
+    with pytest.raises(ValueError, match="train_size="):
+        semidiscrete_coupling(flow_benchmark("moons"))
+    bench = flow_benchmark("moons", train_size=64, reference_size=100)
+    coupling = semidiscrete_coupling(bench, num_iterations=50)
+    rows = run_flow_study(bench, ["independent", coupling], [128], nfes=(1,), steps=4, batch_size=32, num_samples=100)
+    assert [r["coupling"] for r in rows] == ["independent", "semidiscrete"]

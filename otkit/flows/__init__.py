@@ -7,7 +7,7 @@ independent pairs (ε = ∞) to the exact batch-OT matching (ε = 0):
 
 * :mod:`~otkit.flows.networks` — velocity networks (an MLP, a conv net for 8×8 images);
 * :mod:`~otkit.flows.distributions` — the laws, as samplers ``(n, generator) -> [n, d]``;
-* :mod:`~otkit.flows.couplings` — independent, Sinkhorn and exact pairings of n points;
+* :mod:`~otkit.flows.couplings` — independent, Sinkhorn, exact and semidiscrete (SD-FM) pairings;
 * :mod:`~otkit.flows.training` — the flow matching loss and trainer (EMA, seeds, progress);
 * :mod:`~otkit.flows.sampling` — Euler, midpoint and Heun samplers at a given NFE;
 * :mod:`~otkit.flows.metrics` and :mod:`~otkit.flows.digits` — W2, energy distance, MMD,
@@ -19,6 +19,7 @@ from .couplings import (
     ExactCoupling,
     IndependentCoupling,
     Pairing,
+    SemidiscreteCoupling,
     SinkhornCoupling,
     make_coupling,
 )
@@ -35,7 +36,8 @@ from .sampling import SAMPLERS, integrate
 from .training import FlowTrainingResult, flow_matching_loss, train_flow
 
 __all__ = [
-    "Coupling", "IndependentCoupling", "SinkhornCoupling", "ExactCoupling", "Pairing",
+    "Coupling", "IndependentCoupling", "SinkhornCoupling", "ExactCoupling",
+    "SemidiscreteCoupling", "Pairing",
     "make_coupling", "StandardNormal", "Empirical", "Sampler", "TOY_DISTRIBUTIONS",
     "TimeEmbedding", "VelocityMLP", "VelocityConvNet", "SAMPLERS", "integrate",
     "FlowTrainingResult", "flow_matching_loss", "train_flow", "wasserstein2", "energy_distance",

@@ -14,7 +14,10 @@ Each coupling here turns a batch ``(x0: [n, d], x1: [n, d])`` into n pairs:
 * :class:`IndependentCoupling` — the pairs as drawn (renormalized entropy 1);
 * :class:`SinkhornCoupling` — the entropic plan at ``relative_epsilon`` (ε = relative_epsilon
   × std of the cost matrix; otkit's convention) or an absolute ``epsilon``;
-* :class:`ExactCoupling` — the optimal assignment (ε → 0) by POT's network simplex.
+* :class:`ExactCoupling` — the optimal assignment (ε → 0) by POT's network simplex;
+* :class:`SemidiscreteCoupling` — SD-FM (Mousavi-Hosseini et al. 2025): each source point
+  goes to the target of its Laguerre cell under a fitted semidiscrete potential
+  (:func:`otkit.semidiscrete`), a maximum inner product search instead of an n × n solve.
 
 Pairs come from the plan without building the n × n matrix: every source row i is used once,
 and its partner is drawn from row i's conditional P_ij / Σ_j P_ij by the Gumbel-max trick a
@@ -32,12 +35,13 @@ from dataclasses import dataclass
 import torch
 
 from ..exact import emd
+from ..semidiscrete import SemidiscreteResult
 from ..sinkhorn import ConvergenceWarning, sinkhorn
 from ..validation import check_count, check_positive
 
 __all__ = [
     "Pairing", "Coupling", "IndependentCoupling", "SinkhornCoupling", "ExactCoupling",
-    "make_coupling",
+    "SemidiscreteCoupling", "make_coupling",
 ]
 
 
@@ -196,6 +200,40 @@ class ExactCoupling(Coupling):
         return dict(
             source=x0, target=x1[j], renormalized_entropy=0.0, epsilon=None, n_iter=0,
             converged=result.converged,
+        )
+
+
+@dataclass(frozen=True, repr=False)
+class SemidiscreteCoupling(Coupling):
+    """SD-FM pairs: source points sent to targets by a semidiscrete dual potential.
+
+    The target law is the finite set ``fit.y`` (weights ``fit.b``); the target batch ``x1``
+    that the trainer draws is ignored: each x₀ gets ``fit.y[j]`` with j its Laguerre cell
+    (``soft=False``; an exact blockwise MIPS) or a draw from its soft row (``soft=True``, for
+    a fit at ε > 0). Pairing n points costs O(n·N·d), with no n × n problem to solve.
+    """
+
+    fit: SemidiscreteResult
+    soft: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.fit, SemidiscreteResult):
+            raise TypeError(f"fit must be an otkit.semidiscrete result, got {type(self.fit).__name__}")
+        if self.soft and self.fit.epsilon == 0:
+            raise ValueError("soft=True needs a semidiscrete fit at epsilon > 0")
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return "semidiscrete (soft)" if self.soft else "semidiscrete"
+
+    def _pair(self, x0, x1, generator) -> dict:
+        if x0.shape[1] != self.fit.y.shape[1]:
+            raise ValueError(f"x0 must have d = {self.fit.y.shape[1]} (the fit's targets), got {x0.shape[1]}")
+        j = self.fit.assign(x0, soft=self.soft, generator=generator)
+        return dict(
+            source=x0, target=self.fit.y[j].to(x0.dtype),
+            renormalized_entropy=math.nan if self.soft else 0.0, epsilon=self.fit.epsilon,
+            n_iter=0, converged=True,
         )
 
 
