@@ -16,6 +16,13 @@ Each widget's computation is a plain function that tests call without a browser.
 
 from .base import InteractiveFigure
 from .conformal_explorer import ConformalExplorer, ConformalState, compute_conformal
+from .laguerre import (
+    LaguerreExplorer,
+    LaguerreState,
+    LaguerreTraining,
+    compute_laguerre_training,
+    laguerre_cells,
+)
 from .lowrank_explorer import LowRankExplorer, LowRankState, compute_lowrank
 from .progot_explorer import ProgOTExplorer, ProgOTState, compute_progot
 from .sharpness import SharpnessExplorer, SharpnessState, compute_sharpness
@@ -25,4 +32,6 @@ __all__ = [
     "ProgOTExplorer", "ProgOTState", "compute_progot",
     "ConformalExplorer", "ConformalState", "compute_conformal",
     "LowRankExplorer", "LowRankState", "compute_lowrank",
+    "LaguerreExplorer", "LaguerreState", "LaguerreTraining", "compute_laguerre_training",
+    "laguerre_cells",
 ]
