@@ -89,7 +89,12 @@ from .coupling import gumbel_max
 from .geometry import PointCloud
 from .kernels import ShiftedLSE
 from .sinkhorn import DEFAULT_RELATIVE_EPSILON, ConvergenceWarning, sinkhorn
-from .validation import check_cloud, check_equal_mass, check_positive
+from .validation import (
+    check_cloud,
+    check_equal_mass,
+    check_nonnegative_weights,
+    check_positive,
+)
 
 __all__ = ["sharded_sinkhorn", "ShardedSinkhornResult", "shard", "run_local", "main"]
 
@@ -354,20 +359,7 @@ def _check_weights(name: str, w, points: torch.Tensor) -> torch.Tensor | None:
     """
     if w is None:
         return None
-    size = points.shape[0]
-    if not isinstance(w, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor of shape [{size}] or None")
-    if not w.is_floating_point():
-        raise TypeError(f"{name} has dtype {w.dtype}; pass floating point weights")
-    if w.shape != (size,):
-        raise ValueError(f"{name} must have shape [{size}], got {tuple(w.shape)}")
-    if w.device != points.device:
-        raise ValueError(f"{name} is on {w.device} but the points are on {points.device}")
-    if not torch.isfinite(w).all():
-        raise ValueError(f"{name} contains NaN or inf values")
-    if (w < 0).any():
-        raise ValueError(f"{name} has negative entries: weights must be non-negative")
-    return w.to(points.dtype)
+    return check_nonnegative_weights(name, w, points.shape[0], points)
 
 
 def _agree_on_validity(

@@ -14,6 +14,7 @@ __all__ = [
     "check_cloud",
     "check_clouds",
     "check_weights",
+    "check_nonnegative_weights",
     "check_positive",
     "check_tau",
     "check_probability",
@@ -41,8 +42,10 @@ def check_cloud(name: str, x: object) -> torch.Tensor:
     return x
 
 
-def check_clouds(x: object, y: object) -> tuple[torch.Tensor, torch.Tensor]:
-    """Two clouds ``x: [n, d]``, ``y: [m, d]`` on one device and of one dtype."""
+def check_clouds(
+    x: object, y: object, *, same_dtype: bool = True
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two clouds ``x: [n, d]``, ``y: [m, d]`` on one device (and of one dtype, by default)."""
     x = check_cloud("x", x)
     y = check_cloud("y", y)
     if x.shape[1] != y.shape[1]:
@@ -51,17 +54,16 @@ def check_clouds(x: object, y: object) -> tuple[torch.Tensor, torch.Tensor]:
         )
     if x.device != y.device:
         raise ValueError(f"x is on {x.device} but y is on {y.device}: move both to one device")
-    if x.dtype != y.dtype:
+    if same_dtype and x.dtype != y.dtype:
         raise TypeError(f"x has dtype {x.dtype} but y has {y.dtype}: cast both to one dtype")
     return x, y
 
 
-def check_weights(
-    name: str, w: object, size: int, like: torch.Tensor, *, normalize: bool = False
+def check_nonnegative_weights(
+    name: str, w: object, size: int, like: torch.Tensor
 ) -> torch.Tensor:
-    """Weights of a cloud: ``None`` (uniform) or a ``[size]`` non-negative tensor of positive mass."""
-    if w is None:
-        return torch.full((size,), 1.0 / size, dtype=like.dtype, device=like.device)
+    """A ``[size]`` floating-point tensor of finite, non-negative weights on ``like``'s device,
+    cast to its dtype (its total may be 0: callers decide whether that is allowed)."""
     if not isinstance(w, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of shape [{size}] or None")
     if not w.is_floating_point():
@@ -74,10 +76,19 @@ def check_weights(
         raise ValueError(f"{name} contains NaN or inf values")
     if (w < 0).any():
         raise ValueError(f"{name} has negative entries: weights must be non-negative")
+    return w.to(like.dtype)
+
+
+def check_weights(
+    name: str, w: object, size: int, like: torch.Tensor, *, normalize: bool = False
+) -> torch.Tensor:
+    """Weights of a cloud: ``None`` (uniform) or a ``[size]`` non-negative tensor of positive mass."""
+    if w is None:
+        return torch.full((size,), 1.0 / size, dtype=like.dtype, device=like.device)
+    w = check_nonnegative_weights(name, w, size, like)
     mass = w.sum()
     if mass <= 0:
         raise ValueError(f"{name} has zero total mass: give at least one positive weight")
-    w = w.to(like.dtype)
     return w / mass if normalize else w
 
 

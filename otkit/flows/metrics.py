@@ -41,7 +41,12 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from ..validation import check_cloud, check_count, check_positive, check_weights
+from ..validation import (
+    check_clouds,
+    check_count,
+    check_positive,
+    check_weights,
+)
 
 __all__ = [
     "wasserstein2",
@@ -62,14 +67,7 @@ _BAND = 1024
 
 def _check_pair(x: object, y: object) -> tuple[Tensor, Tensor]:
     """Two clouds ``[n, d]``, ``[m, d]`` on one device, as float64 (dtypes may differ)."""
-    x = check_cloud("x", x)
-    y = check_cloud("y", y)
-    if x.shape[1] != y.shape[1]:
-        raise ValueError(
-            f"x and y must have the same dimension d, got x: {tuple(x.shape)}, y: {tuple(y.shape)}"
-        )
-    if x.device != y.device:
-        raise ValueError(f"x is on {x.device} but y is on {y.device}: move both to one device")
+    x, y = check_clouds(x, y, same_dtype=False)
     return x.double(), y.double()
 
 
