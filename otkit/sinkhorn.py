@@ -120,8 +120,14 @@ class SinkhornResult(CouplingMethods):
 
         ``p_j(x) ∝ b_j exp((g_j − c(x, y_j))/ε)``: the c-transform's soft assignment, computed a
         band of points at a time. For the squared Euclidean cost this is the estimator of
-        Pooladian and Niles-Weed (2021); for other costs it is the barycentric projection.
+        Pooladian and Niles-Weed (2021); for an :class:`otkit.elastic.ElasticCost`
+        c(x, y) = h(x − y) it is the elastic map x − ∇h*(Σ_j p_j(x) ∇h(x − y_j)) of
+        :func:`otkit.elastic.elastic_map` (MBO); for other costs the barycentric projection.
         """
+        from .elastic import ElasticCost, elastic_map
+
+        if isinstance(self.cost, ElasticCost):
+            return elastic_map(self, x_new)
         x_new = self._check_points("x_new", x_new)
         logits = log_weight(self.b) + self.g / self.epsilon
         return _soft_average(x_new, self.geometry.cost_to_y, logits, self.y, self.epsilon)
@@ -132,7 +138,12 @@ class SinkhornResult(CouplingMethods):
         ``p_i(y) ∝ a_i exp((f_i − c(x_i, y))/ε)``, the same estimator as :meth:`transport`
         with the roles of the clouds swapped. It is the entropic estimate of the inverse of
         the Monge map, not the exact inverse of :meth:`transport`; the two agree as ε → 0.
+        For an elastic cost it is :func:`otkit.elastic.elastic_inverse_map`.
         """
+        from .elastic import ElasticCost, elastic_inverse_map
+
+        if isinstance(self.cost, ElasticCost):
+            return elastic_inverse_map(self, y_new)
         y_new = self._check_points("y_new", y_new)
         logits = log_weight(self.a) + self.f / self.epsilon
         return _soft_average(y_new, self.geometry.cost_to_x, logits, self.x, self.epsilon)
