@@ -1,0 +1,126 @@
+"""The text steering task: an exactly measured concept, a GPT-2 from a config, steering it."""
+
+import pytest
+import torch
+
+from otkit.steering import fit_act, linear_act
+from otkit.steering.intervention import Intervention
+from otkit.steering.text import (
+    TOPICS,
+    WordTokenizer,
+    concept_rate,
+    generate,
+    has_concept,
+    make_corpus,
+    text_steering_task,
+    tiny_gpt2,
+    train_language_model,
+)
+from otkit.steering.text import _vocabulary as vocabulary
+
+
+def test_corpus_is_reproducible_and_its_topics_are_measured_exactly():
+    a = make_corpus(300, seed=3)
+    assert a == make_corpus(300, seed=3)
+    assert a != make_corpus(300, seed=4)
+    for doc, (first, second) in zip(a.documents, a.topics):
+        words = doc.split()
+        assert len(words) == 12
+        for sentence, topic in ((" ".join(words[:6]), first), (" ".join(words[6:]), second)):
+            assert [t for t in TOPICS if has_concept(sentence, t)] == [topic]
+    firsts = [t for t, _ in a.topics]
+    assert 0.12 < firsts.count("weather") / 300 < 0.28  # concept_share 0.2
+    stays = sum(t1 == t2 for t1, t2 in a.topics) / 300
+    assert 0.65 < stays < 0.85  # stay 0.75
+
+
+def test_concept_rate_counts_sentences_with_a_topic_word():
+    assert concept_rate(["the cold rain falls now here", "a sweet cake rises early now"]) == 0.5
+    assert concept_rate(["a loud band plays", "one fast team wins"], "music") == 0.5
+    with pytest.raises(ValueError, match="concept"):
+        has_concept("the rain", "politics")
+    with pytest.raises(ValueError, match="sentences"):
+        concept_rate([])
+
+
+def test_tokenizer_round_trip_and_errors():
+    tok = WordTokenizer(vocabulary())
+    docs = make_corpus(5, seed=0).documents
+    ids = tok.encode(docs)
+    assert ids.shape == (5, 14) and (ids[:, 0] == tok.bos_id).all() and (ids[:, -1] == tok.eos_id).all()
+    assert tok.decode(ids) == list(docs)
+    assert tok.encode(docs, eos=False).shape == (5, 13)
+    with pytest.raises(ValueError, match="vocabulary"):
+        tok.encode(["the purple rain"])
+    with pytest.raises(ValueError, match="same number"):
+        tok.encode(["the rain", "the cold rain"])
+
+
+@pytest.fixture(scope="module")
+def task():
+    torch.set_num_threads(1)
+    return text_steering_task(steps=200, n_fit=64, prompts=200, seed=0)
+
+
+def test_training_lowers_the_loss_and_generation_is_seeded(task):
+    tok = WordTokenizer(vocabulary())
+    model = tiny_gpt2(len(tok), n_layer=1, n_embd=16, n_head=2, seed=1)
+    losses = train_language_model(model, tok.encode(make_corpus(200, seed=0).documents), steps=30)
+    assert losses[-5:].mean() < losses[:5].mean() - 0.3
+    prompts = task.prompts[:20]
+    a = generate(task.model, task.tokenizer, prompts, 6, seed=5)
+    assert a == generate(task.model, task.tokenizer, prompts, 6, seed=5)
+    assert a != generate(task.model, task.tokenizer, prompts, 6, seed=6)
+    assert all(len(s.split()) == 6 for s in a)
+
+
+def test_the_trained_model_carries_the_topic_across_sentences(task):
+    # induce: prompts without the concept; the corpus switches to it with probability 1/4 · 1/3
+    base = task.evaluate(None, [0.0])[0]
+    assert 0.02 < base["concept_rate"] < 0.2
+    assert base["perplexity"] < 8.0  # uniform guessing over 80 words would be ~80
+
+
+def test_strength_zero_is_no_intervention_and_act_induces_the_concept(task):
+    iv = fit_act(task.model, task.modules, task.source, task.target, forward=task.forward,
+                 pool=task.pool)
+    assert task.samples(iv, 0.0) == task.samples(None)
+    assert task.perplexity(iv, 0.0) == task.perplexity(None)
+    rows = task.evaluate(iv, [0.0, 0.5, 1.0])
+    rates = [r["concept_rate"] for r in rows]
+    assert rates[2] > rates[0] + 0.1, rates
+    assert rates[0] <= rates[1] <= rates[2], rates
+    assert rows[2]["perplexity"] < 1.5 * rows[0]["perplexity"]
+
+
+def test_remove_mode_swaps_source_and_target():
+    induce = text_steering_task(steps=1, n_fit=8, prompts=8, seed=0)
+    remove = text_steering_task(mode="remove", steps=1, n_fit=8, prompts=8, seed=0)
+    assert torch.equal(induce.source[0], remove.target[0])
+    assert torch.equal(induce.target[0], remove.source[0])
+    decoded = remove.tokenizer.decode(remove.prompts)
+    assert all(has_concept(s) for s in decoded)
+    assert not any(has_concept(s) for s in induce.tokenizer.decode(induce.prompts))
+    assert not any(has_concept(s) for s in induce.tokenizer.decode(induce.held_out))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"concept": "politics"}, "concept"),
+        ({"mode": "amplify"}, "mode"),
+        ({"pool": "max"}, "pool"),
+        ({"n_fit": 0}, "n_fit"),
+        ({"prompts": -1}, "prompts"),
+        ({"steps": 0}, "steps"),
+    ],
+)
+def test_bad_arguments_raise_naming_them(kwargs, name):
+    with pytest.raises((ValueError, TypeError), match=name):
+        text_steering_task(**kwargs)
+
+
+def test_a_map_fitted_on_another_width_is_refused(task):
+    bad = Intervention({"transformer.h.0": linear_act(torch.randn(20, 3), torch.randn(20, 3))})
+    with pytest.raises(ValueError, match="transformer.h.0"):
+        task.samples(bad, 1.0, count=2)
