@@ -124,3 +124,15 @@ def test_a_map_fitted_on_another_width_is_refused(task):
     bad = Intervention({"transformer.h.0": linear_act(torch.randn(20, 3), torch.randn(20, 3))})
     with pytest.raises(ValueError, match="transformer.h.0"):
         task.samples(bad, 1.0, count=2)
+
+
+def test_with_mode_reuses_the_model_and_matches_a_fresh_remove_task():
+    induce = text_steering_task(steps=1, n_fit=8, prompts=8, seed=0)
+    remove = text_steering_task(mode="remove", steps=1, n_fit=8, prompts=8, seed=0)
+    swapped = induce.with_mode("remove")
+    assert swapped.model is induce.model and swapped.mode == "remove"
+    assert torch.equal(swapped.prompts, remove.prompts)
+    assert all(torch.equal(a, b) for a, b in zip(swapped.source, remove.source))
+    assert induce.with_mode("induce") is induce
+    with pytest.raises(ValueError, match="mode"):
+        induce.with_mode("both")

@@ -41,7 +41,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
@@ -294,6 +294,14 @@ def perplexity(model: nn.Module, ids: torch.Tensor) -> float:
     return math.exp(float(model(input_ids=ids, labels=ids).loss))
 
 
+def _prompts(tokenizer: WordTokenizer, concept: str, mode: str, count: int, seed: int) -> torch.Tensor:
+    """``[count, 7]`` ids of held-out first sentences: without the concept to induce it, about
+    it to remove it."""
+    firsts = make_corpus(4 * count + 64, concept=concept, concept_share=0.5, seed=seed + 2)
+    chosen = firsts.select(first=(mode == "remove"), concept=concept)[:count]
+    return tokenizer.encode([" ".join(doc.split()[:SENTENCE_WORDS]) for doc in chosen], eos=False)
+
+
 @dataclass(frozen=True, eq=False)
 class TextSteeringTask:
     """A trained GPT-2, its tokenizer and the texts to fit and judge an intervention.
@@ -332,6 +340,16 @@ class TextSteeringTask:
     def forward(model: nn.Module, batch: torch.Tensor):
         """One batch of ids through the model (the ``forward`` of :mod:`otkit.steering`)."""
         return model(input_ids=batch)
+
+    def with_mode(self, mode: str) -> TextSteeringTask:
+        """The same model with the other ``mode``: source and target swapped, and prompts
+        without the concept (``"induce"``) or about it (``"remove"``)."""
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if mode == self.mode:
+            return self
+        prompts = _prompts(self.tokenizer, self.concept, mode, self.prompts.shape[0], self.seed)
+        return replace(self, mode=mode, source=self.target, target=self.source, prompts=prompts)
 
     def samples(self, intervention: Intervention | None = None, strength: float = 1.0, *,
                 count: int | None = None) -> list[str]:
@@ -413,14 +431,12 @@ def text_steering_task(
         raise RuntimeError("the fit corpus is too small for n_fit documents per side")
     without, about = tokenizer.encode(without), tokenizer.encode(about)
     source, target = (without, about) if mode == "induce" else (about, without)
-    firsts = make_corpus(4 * prompts + 64, concept=concept, concept_share=0.5, seed=seed + 2)
-    chosen = firsts.select(first=(mode == "remove"), concept=concept)[:prompts]
-    words = [" ".join(doc.split()[:SENTENCE_WORDS]) for doc in chosen]
+    prompt_ids = _prompts(tokenizer, concept, mode, prompts, seed)
     held = make_corpus(512, concept=concept, concept_share=0.0, stay=1.0, seed=seed + 3)
     return TextSteeringTask(
         model=model, tokenizer=tokenizer, concept=concept, mode=mode,
         source=list(source.split(batch_size)), target=list(target.split(batch_size)),
-        modules=modules, pool=pool, prompts=tokenizer.encode(words, eos=False),
+        modules=modules, pool=pool, prompts=prompt_ids,
         held_out=tokenizer.encode(held.documents), seed=seed,
         training_seconds=seconds, final_loss=float(losses[-50:].mean()),
     )
