@@ -26,6 +26,7 @@ from .laguerre import (
 from .lowrank_explorer import LowRankExplorer, LowRankState, compute_lowrank
 from .progot_explorer import ProgOTExplorer, ProgOTState, compute_progot
 from .sharpness import SharpnessExplorer, SharpnessState, compute_sharpness
+from .steering import SteeringExplorer, SteeringState, compute_steering
 
 __all__ = [
     "InteractiveFigure", "SharpnessExplorer", "SharpnessState", "compute_sharpness",
@@ -34,4 +35,5 @@ __all__ = [
     "LowRankExplorer", "LowRankState", "compute_lowrank",
     "LaguerreExplorer", "LaguerreState", "LaguerreTraining", "compute_laguerre_training",
     "laguerre_cells",
+    "SteeringExplorer", "SteeringState", "compute_steering",
 ]

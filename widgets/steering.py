@@ -1,0 +1,317 @@
+"""The steering explorer: the strength λ of an activation-steering intervention, live.
+
+AcT and LinEAS (Rodriguez et al. 2024, 2025; :mod:`otkit.steering`) map a model's activations
+part of the way towards a concept, z' = λ T(z) + (1 − λ) z. The explorer shows a *task*
+(:func:`otkit.steering.text.text_steering_task` or
+:func:`otkit.steering.images.digit_steering_task`) under one intervention:
+
+* the **strength** λ ∈ {0, 0.1, …, 1} and the **method** (Linear-AcT, the Gaussian map, the
+  mean shift, LinEAS) are the controls;
+* the left panel is the concept rate against λ, the right one the price paid for it against λ
+  (the perplexity of held-out normal text, or for images the Fréchet distance to real
+  digits), both with a marker at the current λ;
+* the samples at the current λ sit under the curves: continuations of the task's prompts with
+  the concept's words in bold, or a grid of generated digits.
+
+Each method is fitted once and its curve computed once (:data:`FIT_CACHE`), so moving λ only
+samples the model under the intervention at that strength. ``compute_steering`` is the same
+computation without a browser.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import ipywidgets as ipw
+import plotly.graph_objects as go
+import torch
+from plotly.subplots import make_subplots
+
+from otkit.steering import Intervention, check_strength, fit_act, fit_lineas
+
+from .base import FitCache, InteractiveFigure
+from .sharpness import _stat
+
+__all__ = [
+    "METHODS", "STRENGTHS", "FIT_CACHE", "SteeringCurves", "SteeringState",
+    "fit_intervention", "compute_steering", "SteeringExplorer",
+]
+
+METHODS = ("linear_act", "gaussian", "mean_shift", "lineas")
+METHOD_LABELS = {"linear_act": "Linear-AcT", "gaussian": "Gaussian", "mean_shift": "mean shift",
+                 "lineas": "LinEAS"}
+STRENGTHS = tuple(round(0.1 * i, 1) for i in range(11))
+#: LinEAS's training options in the widget: token-level losses, as in notebook 06.
+LINEAS_OPTIONS = {"steps": 100, "lr": 0.05}
+
+#: Fitted interventions and their curves, per (task, method, strengths).
+FIT_CACHE = FitCache(16)
+
+
+@dataclass(frozen=True, eq=False)
+class SteeringCurves:
+    """One method fitted on a task and evaluated over a grid of strengths.
+
+    Attributes:
+        method: the estimator's name; intervention: the fitted maps.
+        strengths: the grid; rows: ``task.evaluate`` at each strength.
+        quality: the rows' key of the price paid ("perplexity" or "frechet").
+        fit_seconds, curve_seconds: the time to fit and to evaluate the grid.
+    """
+
+    method: str
+    intervention: Intervention
+    strengths: tuple[float, ...]
+    rows: tuple[dict, ...]
+    quality: str
+    fit_seconds: float
+    curve_seconds: float
+
+    def at(self, strength: float) -> dict:
+        return self.rows[self.strengths.index(strength)]
+
+
+@dataclass(frozen=True, eq=False)
+class SteeringState:
+    """What the explorer shows: a method's curves and the samples at one strength."""
+
+    curves: SteeringCurves
+    strength: float
+    samples: Any  # list[str] (text) or Tensor [k, 8, 8] (digits)
+    prompts: tuple[str, ...]  # the prompts continued (text), else empty
+    concept_words: frozenset[str]
+    cached: bool
+
+    @property
+    def row(self) -> dict:
+        return self.curves.at(self.strength)
+
+    @property
+    def is_text(self) -> bool:
+        return isinstance(self.samples, list)
+
+    def fingerprint(self) -> str:
+        """A short hash of the samples, to tell on the page whether they changed."""
+        data = "\n".join(self.samples) if self.is_text else self.samples.numpy().tobytes()
+        return hashlib.sha1(data.encode() if isinstance(data, str) else data).hexdigest()[:12]
+
+
+def _check_method(method: object) -> str:
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    return method  # type: ignore[return-value]
+
+
+def fit_intervention(task, method: str) -> Intervention:
+    """Fit ``method`` on ``task``'s source and target batches (:mod:`otkit.steering`)."""
+    method = _check_method(method)
+    pool = getattr(task, "pool", "mean")
+    if method == "lineas":
+        return fit_lineas(task.model, task.modules, task.source, task.target,
+                          forward=task.forward, pool=pool, **LINEAS_OPTIONS).intervention
+    return fit_act(task.model, task.modules, task.source, task.target, method=method,
+                   forward=task.forward, pool=pool)
+
+
+def _curves(task, method: str, strengths: tuple[float, ...]) -> SteeringCurves:
+    start = time.perf_counter()
+    intervention = fit_intervention(task, method)
+    fitted = time.perf_counter()
+    rows = tuple(task.evaluate(intervention, strengths))
+    quality = "perplexity" if "perplexity" in rows[0] else "frechet"
+    return SteeringCurves(method, intervention, strengths, rows, quality, fitted - start,
+                          time.perf_counter() - fitted)
+
+
+def _concept_words(task) -> frozenset[str]:
+    from otkit.steering.text import TOPICS
+
+    concept = getattr(task, "concept", None)
+    return frozenset(sum(TOPICS[concept], ())) if concept in TOPICS else frozenset()
+
+
+def compute_steering(
+    task, method: str = "linear_act", strength: float = 0.0, *,
+    strengths: Sequence[float] = STRENGTHS, count: int = 8,
+) -> SteeringState:
+    """The explorer's state: ``method``'s curves on ``task`` (cached) and ``count`` samples at
+    ``strength`` (which must be on the grid ``strengths``)."""
+    method = _check_method(method)
+    strength = check_strength(strength)
+    grid = tuple(float(check_strength(s, "strengths")) for s in strengths)
+    if strength not in grid:
+        raise ValueError(f"strength must be one of the grid {grid}, got {strength}")
+    curves, cached = FIT_CACHE.get((id(task), method, grid), lambda: _curves(task, method, grid))
+    samples = task.samples(curves.intervention, strength, count=count)
+    prompts: tuple[str, ...] = ()
+    if isinstance(samples, list) and hasattr(task, "prompts"):
+        prompts = tuple(task.tokenizer.decode(task.prompts[:count]))
+    return SteeringState(curves, strength, samples, prompts, _concept_words(task), cached)
+
+
+class SteeringExplorer(InteractiveFigure):
+    """The steering explorer (module docstring).
+
+    Args:
+        task: a text or digits steering task (:mod:`otkit.steering.text`,
+            :mod:`otkit.steering.images`).
+        method: one of ``methods``, shown first; strength: λ shown first, on ``strengths``.
+        methods: the methods offered; strengths: the grid of λ (the slider's stops).
+        count: samples shown.
+        debounce_ms, disable_while_busy: see :class:`widgets.base.InteractiveFigure`.
+    """
+
+    css_class = "otkit-steering"
+
+    def __init__(
+        self, task, *, method: str = "linear_act", strength: float = 0.0,
+        methods: Sequence[str] = METHODS, strengths: Sequence[float] = STRENGTHS,
+        count: int = 8, debounce_ms: float = 150, disable_while_busy: bool = False,
+    ):
+        self.task = task
+        self.methods = tuple(_check_method(m) for m in methods)
+        if not self.methods:
+            raise ValueError("methods is empty")
+        if method not in self.methods:
+            raise ValueError(f"method must be one of {self.methods}, got {method!r}")
+        self.strengths = tuple(float(check_strength(s, "strengths")) for s in strengths)
+        if check_strength(strength) not in self.strengths:
+            raise ValueError(f"strength must be one of {self.strengths}, got {strength}")
+        self.count = count
+        self.cached = False
+        super().__init__(debounce_ms=debounce_ms, disable_while_busy=disable_while_busy,
+                         strength=float(strength), method=method)
+
+    # ----- InteractiveFigure --------------------------------------------------------------
+    def make_controls(self):
+        style = {"description_width": "initial"}
+        return {
+            "strength": ipw.SelectionSlider(
+                options=[(f"{s:.1f}", s) for s in self.strengths], value=self.strengths[0],
+                description="strength λ", continuous_update=True, style=style,
+                layout=ipw.Layout(width="380px"),
+            ),
+            "method": ipw.ToggleButtons(
+                options=[(METHOD_LABELS[m], m) for m in self.methods], value=self.methods[0],
+                description="method", style=style,
+            ),
+        }
+
+    def make_figure(self) -> go.FigureWidget:
+        fig = make_subplots(rows=1, cols=3, column_widths=[0.34, 0.34, 0.32],
+                            horizontal_spacing=0.08,
+                            subplot_titles=("concept rate", "price", "samples"))
+        for col, name in ((1, "rate"), (2, "quality")):
+            fig.add_trace(go.Scatter(name=name, mode="lines+markers", x=[], y=[],
+                                     line={"color": "#1f77b4"}), row=1, col=col)
+            fig.add_trace(go.Scatter(name=name + "-now", mode="markers", x=[], y=[],
+                                     marker={"size": 13, "color": "#d62728",
+                                             "line": {"width": 1, "color": "black"}}),
+                          row=1, col=col)
+        fig.add_trace(go.Heatmap(name="digits", z=[], colorscale="Greys", showscale=False,
+                                 zmin=-1, zmax=1, hoverinfo="skip"), row=1, col=3)
+        for col in (1, 2):
+            fig.update_xaxes(title_text="strength λ", range=[-0.05, 1.05], row=1, col=col)
+        fig.update_xaxes(visible=False, row=1, col=3)
+        fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x3", row=1, col=3)
+        fig.update_layout(height=380, margin={"l": 60, "r": 20, "t": 80, "b": 50},
+                          template="plotly_white", showlegend=False,
+                          title={"text": "steering …", "x": 0.5, "xanchor": "center"})
+        return go.FigureWidget(fig)
+
+    def compute(self, **params) -> SteeringState:
+        state = compute_steering(self.task, params["method"], params["strength"],
+                                 strengths=self.strengths, count=self.count)
+        self.cached = state.cached
+        return state
+
+    def draw(self, state: SteeringState) -> None:
+        fig, curves = self.figure, state.curves
+        x = list(curves.strengths)
+        rates = [r["concept_rate"] for r in curves.rows]
+        quality = [r[curves.quality] for r in curves.rows]
+        self.trace("rate").update(x=x, y=rates)
+        self.trace("rate-now").update(x=[state.strength], y=[state.row["concept_rate"]])
+        self.trace("quality").update(x=x, y=quality)
+        self.trace("quality-now").update(x=[state.strength], y=[state.row[curves.quality]])
+        fig.layout.yaxis.range = [-0.02, 1.02]
+        fig.layout.yaxis.title.text = "share of samples with the concept"
+        label = "held-out perplexity" if curves.quality == "perplexity" else "Fréchet to real digits"
+        fig.layout.yaxis2.title.text = label
+        fig.layout.annotations[1].text = label
+        if state.is_text:
+            self.trace("digits").update(z=[])
+            fig.layout.annotations[2].text = "samples: below"
+        else:
+            self.trace("digits").update(z=_mosaic(state.samples).numpy())
+            fig.layout.annotations[2].text = f"samples at λ = {state.strength:.1f}"
+        fig.layout.title.text = (
+            f"{METHOD_LABELS[curves.method]} at λ = {state.strength:.1f}: concept rate "
+            f"{state.row['concept_rate']:.3f}, {curves.quality} {state.row[curves.quality]:.3g}"
+        )
+        fig.layout.meta = _meta(state)
+        self.stats.value = _stats_html(state)
+
+
+def _mosaic(images: torch.Tensor, columns: int = 4) -> torch.Tensor:
+    """``[k, 8, 8]`` images tiled in rows of ``columns``, separated by a blank pixel."""
+    k = images.shape[0]
+    rows = -(-k // columns)
+    out = torch.full((rows * 9 - 1, columns * 9 - 1), float("nan"))
+    for i in range(k):
+        r, c = divmod(i, columns)
+        out[r * 9: r * 9 + 8, c * 9: c * 9 + 8] = images[i].float()
+    return out
+
+
+def _meta(state: SteeringState) -> dict:
+    curves = state.curves
+    return {
+        "method": curves.method,
+        "strength": state.strength,
+        "strengths": list(curves.strengths),
+        "concept_rate": state.row["concept_rate"],
+        "quality_name": curves.quality,
+        "quality": state.row[curves.quality],
+        "rates": [r["concept_rate"] for r in curves.rows],
+        "qualities": [r[curves.quality] for r in curves.rows],
+        "samples": state.fingerprint(),
+        "modality": "text" if state.is_text else "images",
+        "fit_seconds": curves.fit_seconds,
+        "curve_seconds": curves.curve_seconds,
+        "cached": state.cached,
+    }
+
+
+def _highlight(text: str, words: frozenset[str]) -> str:
+    return " ".join(f"<b>{html.escape(w)}</b>" if w in words else html.escape(w)
+                    for w in text.split())
+
+
+def _stats_html(state: SteeringState) -> str:
+    curves = state.curves
+    q = state.row[curves.quality]
+    parts = [
+        _stat("strength", "λ", repr(state.strength), f"{state.strength:.1f}"),
+        _stat("method", "method", curves.method, METHOD_LABELS[curves.method]),
+        _stat("concept-rate", "concept rate", repr(state.row["concept_rate"]),
+              f"{state.row['concept_rate']:.3f}", "share of the task's samples with the concept"),
+        _stat(curves.quality, curves.quality, repr(q), f"{q:.4g}"),
+        _stat("samples", "samples", state.fingerprint(), state.fingerprint(),
+              "a hash of the samples shown"),
+        _stat("fit", "fit", repr(curves.fit_seconds),
+              f"{curves.fit_seconds:.1f} s" + (" (cached)" if state.cached else "")),
+    ]
+    out = '<div class="otkit-stats-line">' + " · ".join(parts) + "</div>"
+    if state.is_text:
+        items = "".join(
+            f"<li>{html.escape(p)} → {_highlight(s, state.concept_words)}</li>"
+            for p, s in zip(state.prompts, state.samples)
+        )
+        out += f'<ul class="otkit-steering-samples" style="margin:4px 0">{items}</ul>'
+    return out
