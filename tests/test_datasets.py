@@ -222,3 +222,21 @@ def test_tissue_slices_have_unmatched_strips():
     assert d2[same].mean() < 0.7 * d2[~same].mean()
     with pytest.raises(ValueError, match="missing_fraction must lie in"):
         tissue_slices(10, missing_fraction=0.6)
+
+
+def test_perturbed_expression_moves_only_the_chosen_genes():
+    from otkit.datasets import perturbed_expression
+
+    data = perturbed_expression(2000, 2000, 300, 10, fold=2.0, seed=0)
+    assert data.control.shape == (2000, 300) and data.perturbed.shape == (2000, 300)
+    assert (data.control >= 0).all() and data.genes.shape == (10,) and data.fold.shape == (10,)
+    shift = data.perturbed.mean(0) - data.control.mean(0)
+    others = torch.ones(300, dtype=torch.bool)
+    others[data.genes] = False
+    assert shift[others].abs().max() < 0.1
+    assert (shift[data.genes].sign() == data.fold.sign()).all()
+    assert shift[data.genes].abs().min() > 0.1
+    again = perturbed_expression(2000, 2000, 300, 10, fold=2.0, seed=0)
+    assert torch.equal(again.control, data.control) and torch.equal(again.genes, data.genes)
+    with pytest.raises(ValueError, match="perturbed_genes"):
+        perturbed_expression(5, 5, 3, 4)
