@@ -16,6 +16,7 @@ Each widget's computation is a plain function that tests call without a browser.
 
 from .base import InteractiveFigure
 from .conformal_explorer import ConformalExplorer, ConformalState, compute_conformal
+from .elastic import ElasticExplorer, ElasticState, compute_elastic
 from .laguerre import (
     LaguerreExplorer,
     LaguerreState,
@@ -36,4 +37,5 @@ __all__ = [
     "LaguerreExplorer", "LaguerreState", "LaguerreTraining", "compute_laguerre_training",
     "laguerre_cells",
     "SteeringExplorer", "SteeringState", "compute_steering",
+    "ElasticExplorer", "ElasticState", "compute_elastic",
 ]
