@@ -37,6 +37,7 @@ from torch.nn import functional as F
 from ..validation import check_count, check_positive
 
 __all__ = [
+    "mean_covariance",
     "DigitsClassifier",
     "DigitsScorer",
     "DigitsScores",
@@ -163,7 +164,7 @@ def frechet_distance(mu1: Tensor, cov1: Tensor, mu2: Tensor, cov2: Tensor) -> fl
     return float(value.clamp_min(0.0))
 
 
-def _mean_cov(features: Tensor) -> tuple[Tensor, Tensor]:
+def mean_covariance(features: Tensor) -> tuple[Tensor, Tensor]:
     """Mean ``[f]`` and unbiased covariance ``[f, f]`` (divisor k − 1, as FID's ``np.cov``), float64."""
     f = features.double()
     mean = f.mean(0)
@@ -252,7 +253,7 @@ class DigitsScorer:
             raise ValueError("samples contains NaN or inf values")
         feats = self.features(images)
         probs = torch.softmax(self.classifier.head(feats), dim=1).double()  # [k, 10]
-        mean, cov = _mean_cov(feats)
+        mean, cov = mean_covariance(feats)
         predictions = probs.argmax(1)
         freq = torch.bincount(predictions, minlength=10).double() / predictions.numel()
         entropy = -(freq * freq.clamp_min(1e-300).log()).sum()
@@ -330,8 +331,8 @@ def train_digits_classifier(
     with torch.no_grad():
         accuracy = float((model(x_test).argmax(1) == y_test).double().mean())
         x_ref = x_train if reference == "train" else digits(split="all")
-        mean, cov = _mean_cov(model.features(x_ref))
-        test_mean, test_cov = _mean_cov(model.features(x_test))
+        mean, cov = mean_covariance(model.features(x_ref))
+        test_mean, test_cov = mean_covariance(model.features(x_test))
     return DigitsScorer(
         classifier=model,
         accuracy=accuracy,

@@ -16,7 +16,7 @@ from torch import nn
 
 from ..validation import check_count
 
-__all__ = ["TimeEmbedding", "VelocityMLP", "VelocityConvNet"]
+__all__ = ["TimeEmbedding", "VelocityMLP", "VelocityConvNet", "broadcast_times"]
 
 
 class TimeEmbedding(nn.Module):
@@ -41,7 +41,7 @@ class TimeEmbedding(nn.Module):
         return torch.cat([angles.sin(), angles.cos()], dim=-1)
 
 
-def _times(t: torch.Tensor | float, x: torch.Tensor) -> torch.Tensor:
+def broadcast_times(t: torch.Tensor | float, x: torch.Tensor) -> torch.Tensor:
     """Broadcast ``t`` (a number, a 0-d or ``[k]`` tensor) to ``[k]`` on x's device and dtype."""
     t = torch.as_tensor(t, dtype=x.dtype, device=x.device)
     if t.ndim == 0:
@@ -78,7 +78,7 @@ class VelocityMLP(nn.Module):
     def forward(self, x: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
         if x.ndim != 2 or x.shape[1] != self.dim:
             raise ValueError(f"x must have shape [k, {self.dim}], got {tuple(x.shape)}")
-        return self.net(torch.cat([x, self.embed(_times(t, x))], dim=1))
+        return self.net(torch.cat([x, self.embed(broadcast_times(t, x))], dim=1))
 
 
 class _TimeConditionedBlock(nn.Module):
@@ -128,7 +128,7 @@ class VelocityConvNet(nn.Module):
                 f"x must have shape [k, {self.dim}] or [k, 1, {self.side}, {self.side}], "
                 f"got {tuple(shape)}"
             )
-        temb = self.embed(_times(t, h))
+        temb = self.embed(broadcast_times(t, h))
         for block in self.blocks:
             h = block(h, temb)
         return self.out(h).reshape(shape)

@@ -21,7 +21,7 @@ from typing import Any
 from torch import nn
 from tqdm.auto import tqdm
 
-from .hooks import POOLS, Forward, collect_activations, find_modules
+from .hooks import Forward, check_fit_inputs, collect_activations
 from .intervention import Intervention
 from .maps import ESTIMATORS, AffineMap
 
@@ -58,14 +58,7 @@ def fit_act(
     """
     if method not in ESTIMATORS:
         raise ValueError(f"method must be one of {sorted(ESTIMATORS)}, got {method!r}")
-    if pool not in POOLS:
-        raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
-    names = find_modules(model, modules)
-    source, target = list(source), list(target)
-    if not source:
-        raise ValueError("source is empty: give at least one batch")
-    if not target:
-        raise ValueError("target is empty: give at least one batch")
+    names, source, target = check_fit_inputs(model, modules, source, target, pool)
     estimate = ESTIMATORS[method]
     # Targets come from the unsteered model: one pass records every layer.
     targets = collect_activations(model, names, target, forward=forward, pool=pool)

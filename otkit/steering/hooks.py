@@ -231,6 +231,23 @@ def steer(
         yield model
 
 
+def check_fit_inputs(
+    model: nn.Module, modules: str | Sequence[str], source: Iterable[Any], target: Iterable[Any],
+    pool: str,
+) -> tuple[list[str], list[Any], list[Any]]:
+    """The module names and the source and target batches as lists, checked for a fit
+    (``fit_act``, ``fit_lineas``): a known ``pool``, matching modules, no empty side."""
+    if pool not in POOLS:
+        raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
+    names = find_modules(model, modules)
+    source, target = list(source), list(target)
+    if not source:
+        raise ValueError("source is empty: give at least one batch")
+    if not target:
+        raise ValueError("target is empty: give at least one batch")
+    return names, source, target
+
+
 def collect_activations(
     model: nn.Module,
     modules: str | Sequence[str],

@@ -69,12 +69,12 @@ from torch import nn
 from ..flows import VelocityConvNet, integrate, train_flow
 from ..flows.digits import (
     DigitsScorer,
-    _mean_cov,
     frechet_distance,
+    mean_covariance,
     train_digits_classifier,
 )
 from ..flows.distributions import Empirical, StandardNormal
-from ..flows.networks import _times
+from ..flows.networks import broadcast_times
 from ..validation import check_count
 from .hooks import steer
 from .intervention import Intervention
@@ -149,7 +149,7 @@ class SteerableVelocityNet(nn.Module):
         if x.ndim != 2 or x.shape[1] != net.dim:
             raise ValueError(f"x must have shape [k, {net.dim}], got {tuple(x.shape)}")
         h = x.view(-1, 1, net.side, net.side)
-        temb = net.embed(_times(t, h))
+        temb = net.embed(broadcast_times(t, h))
         for block, tap in zip(net.blocks, self.neurons):
             h = block(h, temb)
             h = tap(h).view(h.shape)
@@ -299,7 +299,7 @@ class DigitSteeringTask:
         feats = self.scorer.features(x)
         with torch.no_grad():
             probs = torch.softmax(self.scorer.classifier.head(feats), dim=1)
-        mean, cov = _mean_cov(feats)
+        mean, cov = mean_covariance(feats)
         labels = probs.argmax(1)
         return {
             "concept_rate": float(_has_concept(self.concept, x, labels, self._thresholds).double().mean()),
@@ -443,9 +443,9 @@ def digit_steering_task(
     model = SteerableVelocityNet(flow.ema_model).eval().requires_grad_(False)
 
     noise = torch.randn(k, 64, generator=torch.Generator().manual_seed(30_000 + seed))
-    test_stats = _mean_cov(scorer.features(x_test))
+    test_stats = mean_covariance(scorer.features(x_test))
     floor_index = torch.randperm(x_train.shape[0], generator=torch.Generator().manual_seed(seed))
-    floor_stats = _mean_cov(scorer.features(x_train[floor_index[: min(k, x_train.shape[0])]]))
+    floor_stats = mean_covariance(scorer.features(x_train[floor_index[: min(k, x_train.shape[0])]]))
     thresholds = _style_thresholds(x_train, y_train)
     source, target = _concept_batches(x_train, y_train, thresholds, concept, mode, nfe, examples, seed)
     return DigitSteeringTask(

@@ -39,15 +39,14 @@ from tqdm.auto import tqdm
 
 from ..validation import check_count, check_positive
 from .hooks import (
-    POOLS,
     Forward,
     _check_channels,
     _hooked,
     _pool,
     apply_channelwise,
+    check_fit_inputs,
     collect_activations,
     default_forward,
-    find_modules,
 )
 from .intervention import Intervention
 from .maps import AffineMap
@@ -167,20 +166,13 @@ def fit_lineas(
         optimizer: "adam" or "sgd"; the prox follows every optimizer step.
         progress: show a progress bar.
     """
-    if pool not in POOLS:
-        raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
     steps = check_count("steps", steps)
     lr = check_positive("lr", lr)
     l1 = _check_nonnegative("l1", l1)
     group = _check_nonnegative("group", group)
     if optimizer not in ("adam", "sgd"):
         raise ValueError(f"optimizer must be 'adam' or 'sgd', got {optimizer!r}")
-    names = find_modules(model, modules)
-    source, target = list(source), list(target)
-    if not source:
-        raise ValueError("source is empty: give at least one batch")
-    if not target:
-        raise ValueError("target is empty: give at least one batch")
+    names, source, target = check_fit_inputs(model, modules, source, target, pool)
     if batch_size is not None:
         batch_size = min(check_count("batch_size", batch_size), len(source))
     run = default_forward if forward is None else forward
