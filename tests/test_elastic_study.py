@@ -36,7 +36,7 @@ def test_sparse_shift_study_l1_moves_fewer_coordinates_as_lambda_grows():
 def test_ground_truth_study_reports_both_estimators():
     rows = ground_truth_study([3], [200], n_test=100)
     (row,) = rows
-    assert row["d"] == 3 and row["n"] == 200
+    assert row["cost"] == "l1" and row["d"] == 3 and row["n"] == 200
     assert 0 < row["nmse elastic"] < 1 and 0 < row["nmse sqeuclidean"] < 1
     assert row["moved sqeuclidean"] == 1.0 and row["true moved"] < 1.0
 
@@ -47,3 +47,5 @@ def test_perturbation_study_finds_the_perturbed_genes():
     assert rows[0]["genes moved per cell"] == pytest.approx(1.0, abs=1e-3)
     assert rows[1]["genes moved per cell"] < 0.5
     assert rows[0]["top-5 precision"] == 1.0 and rows[1]["top-5 precision"] >= 0.8
+    # cell by cell the perturbed genes are found far above chance (5 / 200)
+    assert all(0.1 < r["cell top-5 precision"] <= 1 for r in rows)
