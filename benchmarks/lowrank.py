@@ -90,7 +90,7 @@ def cmd_pot(args) -> None:
     import ot
 
     import otkit
-    from otkit.datasets import two_clouds
+    from otkit.data import two_clouds
 
     out = OUT / "lowrank_pot.jsonl"
     rows = []
@@ -270,7 +270,7 @@ def _print_scale(rows, srows) -> None:
 
 def cmd_unbalanced(args) -> None:
     import otkit
-    from otkit.datasets import clouds_with_outliers
+    from otkit.data import clouds_with_outliers
 
     out = OUT / "lowrank_unbalanced.jsonl"
     rows = []

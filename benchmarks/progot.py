@@ -2,10 +2,10 @@
 
 Subcommands:
 
-* ``maps``: out-of-sample map error (normalized MSE, :func:`otkit.ground_truth.map_error`) of
+* ``maps``: out-of-sample map error (normalized MSE, :func:`otkit.data.map_error`) of
   ProgOT (K ∈ {2, 4, 8}, α ∈ {lin, quad, exp}, ε default or tuned) against the entropic map
   at the default relative ε 0.05 and at its best relative ε on a grid (an oracle: it uses the
-  ground truth). One call of :func:`otkit.map_estimation.compare_map_estimators` per
+  ground truth). One call of :func:`otkit.progot.study.compare_map_estimators` per
   (problem, d, n, seed); the ground-truth map itself is fixed (``ground_truth_map(name, d,
   seed=0)``), the seed only changes the draw. "best ProgOT" is the config with the lowest mean
   error over seeds, i.e. an oracle choice too; "K=4 lin tuned" is a fixed reference config.
@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import statistics
@@ -89,7 +88,7 @@ def _table(header: list[str], rows: list[list[str]], markdown: bool) -> str:
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += ["| " + " | ".join(r) + " |" for r in rows]
         return "\n".join(lines)
-    from otkit.tables import text_table
+    from otkit.runs.tables import text_table
 
     return text_table(header, rows)
 
@@ -105,8 +104,8 @@ def _conditions() -> dict:
 
 
 def run_maps(args) -> None:
-    from otkit.ground_truth import ground_truth_map
-    from otkit.map_estimation import compare_map_estimators
+    from otkit.data import ground_truth_map
+    from otkit.progot.study import compare_map_estimators
 
     for n in args.sizes:
         reduced = n in args.reduced_sizes
@@ -141,7 +140,7 @@ def run_maps(args) -> None:
 
 
 def report_maps(rows: list[dict], markdown: bool) -> None:
-    from otkit.map_estimation import MapScore, oracle_best
+    from otkit.progot.study import MapScore, oracle_best
 
     rows = [r for r in rows if r.get("kind") == "maps"]
     fields = MapScore.__dataclass_fields__
@@ -193,7 +192,7 @@ def coupling_problem(name: str, n: int, seed: int) -> tuple[torch.Tensor, torch.
     independent draw x'. ``"mixture2"``: a 2-D 5-component Gaussian mixture to a shifted,
     tighter one (clustered target), from benchmarks.sinkhorn's generator."""
     if name.startswith("softplus"):
-        from otkit.ground_truth import ground_truth_map
+        from otkit.data import ground_truth_map
 
         d = int(name[len("softplus"):])
         gen = torch.Generator().manual_seed(seed)
@@ -350,7 +349,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
 
     if args.what == "maps":
-        from otkit.map_estimation import DEFAULT_ENTROPIC_GRID
+        from otkit.progot.study import DEFAULT_ENTROPIC_GRID
 
         args.problems = args.problems or ["gaussian", "softplus"]
         args.sizes = args.sizes or [512, 2048]

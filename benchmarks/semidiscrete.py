@@ -138,7 +138,7 @@ def pairing_rows(sizes, dims, n_data, repeats, device) -> list[dict]:
 
 
 def _table(rows: list[dict], columns: list[str]) -> str:
-    from otkit.tables import dict_table
+    from otkit.runs.tables import dict_table
 
     return dict_table([{c: r.get(c) if r.get(c) is not None else "-" for c in columns} for r in rows],
                       columns, digits=3)

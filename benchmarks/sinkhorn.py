@@ -212,7 +212,10 @@ class _GeomLoss:
         from geomloss import SamplesLoss
 
         try:
-            from geomloss._legacy.sinkhorn_divergence import epsilon_schedule, max_diameter
+            from geomloss._legacy.sinkhorn_divergence import (
+                epsilon_schedule,
+                max_diameter,
+            )
         except ImportError:  # pragma: no cover - older layout
             from geomloss.sinkhorn_divergence import epsilon_schedule, max_diameter
 

@@ -1,12 +1,20 @@
 """otkit: optimal transport for machine-learning research, in PyTorch (CPU and CUDA).
 
-The core: :func:`sinkhorn` (entropic OT with torch, GeomLoss and POT backends), :func:`emd`
-(exact OT), costs in :mod:`otkit.costs` and Gaussian closed forms in :mod:`otkit.gaussian`.
+The engine, which knows no paper: :func:`sinkhorn` (entropic OT with torch, GeomLoss and POT
+backends), :func:`emd` (exact OT), costs in :mod:`otkit.costs`, ε conventions in
+:mod:`otkit.epsilon`, entropic maps in :mod:`otkit.maps` and Gaussian closed forms in
+:mod:`otkit.gaussian`; sharded Sinkhorn in :mod:`otkit.distributed`.
+Shared building blocks: :mod:`otkit.nn` (networks, ODE integrators, hooks) and
+:mod:`otkit.data` (toys, digits, ground-truth maps). One package per paper:
+:mod:`otkit.progot`, :mod:`otkit.flows`, :mod:`otkit.semidiscrete`, :mod:`otkit.conformal`,
+:mod:`otkit.steering`, :mod:`otkit.elastic`, :mod:`otkit.lowrank`; batch runs in
+:mod:`otkit.runs`.
+
 Conventions: the squared Euclidean cost is ½‖x − y‖², potentials are in cost units and the
 plan is P_ij = a_i b_j exp((f_i + g_j − C_ij)/ε) (see the README).
 """
 
-from . import costs, gaussian
+from . import _moved, costs, gaussian
 from .conformal import OTCP
 from .costs import Cost, Dot, Euclidean, SqEuclidean
 from .exact import EMDResult, emd
@@ -14,6 +22,8 @@ from .lowrank import LowRankResult, lowrank
 from .progot import ProgOTResult, progot
 from .semidiscrete import SemidiscreteResult, semidiscrete
 from .sinkhorn import ConvergenceWarning, SinkhornResult, sinkhorn
+
+_moved.install()
 
 __version__ = "0.1.0"
 

@@ -124,7 +124,7 @@ class SinkhornResult(CouplingMethods):
         c(x, y) = h(x − y) it is the elastic map x − ∇h*(Σ_j p_j(x) ∇h(x − y_j)) of
         :func:`otkit.elastic.elastic_map` (MBO); for other costs the barycentric projection.
         """
-        from .elastic import ElasticCost, elastic_map
+        from .elastic.costs import ElasticCost, elastic_map
 
         if isinstance(self.cost, ElasticCost):
             return elastic_map(self, x_new)
@@ -140,7 +140,7 @@ class SinkhornResult(CouplingMethods):
         the Monge map, not the exact inverse of :meth:`transport`; the two agree as ε → 0.
         For an elastic cost it is :func:`otkit.elastic.elastic_inverse_map`.
         """
-        from .elastic import ElasticCost, elastic_inverse_map
+        from .elastic.costs import ElasticCost, elastic_inverse_map
 
         if isinstance(self.cost, ElasticCost):
             return elastic_inverse_map(self, y_new)

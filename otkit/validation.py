@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Collection
 
 import torch
 
@@ -19,6 +20,9 @@ __all__ = [
     "check_tau",
     "check_probability",
     "check_count",
+    "check_nonnegative",
+    "check_choice",
+    "check_generator",
     "check_equal_mass",
 ]
 
@@ -144,3 +148,52 @@ def check_count(name: str, value: object, *, minimum: int = 1) -> int:
     if value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value}")
     return int(value)
+
+
+def check_nonnegative(name: str, value: object) -> float:
+    """A finite number ≥ 0."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number, got {value!r}")
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
+def check_choice(name: str, value: object, choices: Collection) -> object:
+    """One of ``choices`` (a string option such as a backend, a mode or a schedule name)."""
+    try:
+        ok = value in choices
+    except TypeError:  # an unhashable value against a set or dict
+        ok = False
+    if not ok:
+        listed = ", ".join(repr(c) for c in choices)
+        raise ValueError(f"{name} must be one of {listed}; got {value!r}")
+    return value
+
+
+def check_generator(
+    generator: torch.Generator | int | None, seed: int | None = None
+) -> torch.Generator | None:
+    """The CPU ``torch.Generator`` to draw from: ``generator`` (a generator or an int seed), or
+    a fresh one seeded with ``seed``; ``None`` (torch's global generator) when neither is given.
+
+    otkit's convention: a function that *draws* takes ``generator``; a function that runs a
+    whole reproducible experiment (a study, a training run) takes an int ``seed``.
+    """
+    if generator is not None and seed is not None:
+        raise ValueError("give either generator or seed, not both")
+    if generator is None and seed is None:
+        return None
+    value = seed if seed is not None else generator
+    if isinstance(value, torch.Generator):
+        if value.device.type != "cpu":
+            raise ValueError(
+                f"generator must be a CPU torch.Generator (samplers draw on the CPU and then "
+                f"move the result to `device`), got one on {value.device}"
+            )
+        return value
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(
+            f"generator must be a torch.Generator or an int seed, got {type(value).__name__}"
+        )
+    return torch.Generator().manual_seed(value)

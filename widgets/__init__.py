@@ -2,12 +2,12 @@
 
 * :class:`InteractiveFigure` (``widgets.base``): the base — controls, a ``FigureWidget``,
   a status line; debounced recomputes, busy and error states.
-* :class:`SharpnessExplorer` (``widgets.sharpness``): coupling sharpness vs ε and n; its
+* :class:`SharpnessExplorer` (``widgets.flows``): coupling sharpness vs ε and n; its
   computation is :func:`compute_sharpness`, returning a :class:`SharpnessState`.
-* :class:`ConformalExplorer` (``widgets.conformal_explorer``): conformal prediction regions
+* :class:`ConformalExplorer` (``widgets.conformal``): conformal prediction regions
   (OTCP and its baselines) on 2-D toys; its computation is :func:`compute_conformal`,
   returning a :class:`ConformalState`.
-* :class:`LowRankExplorer` (``widgets.lowrank_explorer``): low-rank (unbalanced) OT's rank and
+* :class:`LowRankExplorer` (``widgets.lowrank``): low-rank (unbalanced) OT's rank and
   τ on a toy with outliers; its computation is :func:`compute_lowrank`, returning a
   :class:`LowRankState`.
 
@@ -15,18 +15,18 @@ Each widget's computation is a plain function that tests call without a browser.
 """
 
 from .base import InteractiveFigure
-from .conformal_explorer import ConformalExplorer, ConformalState, compute_conformal
+from .conformal import ConformalExplorer, ConformalState, compute_conformal
 from .elastic import ElasticExplorer, ElasticState, compute_elastic
-from .laguerre import (
+from .flows import SharpnessExplorer, SharpnessState, compute_sharpness
+from .lowrank import LowRankExplorer, LowRankState, compute_lowrank
+from .progot import ProgOTExplorer, ProgOTState, compute_progot
+from .semidiscrete import (
     LaguerreExplorer,
     LaguerreState,
     LaguerreTraining,
     compute_laguerre_training,
     laguerre_cells,
 )
-from .lowrank_explorer import LowRankExplorer, LowRankState, compute_lowrank
-from .progot_explorer import ProgOTExplorer, ProgOTState, compute_progot
-from .sharpness import SharpnessExplorer, SharpnessState, compute_sharpness
 from .steering import SteeringExplorer, SteeringState, compute_steering
 
 __all__ = [

@@ -27,11 +27,11 @@ import torch
 from plotly.subplots import make_subplots
 
 from otkit.elastic import elastic_cost, sparse_shift_problem
-from otkit.elastic_study import MOVED
+from otkit.elastic.study import MOVED
 from otkit.sinkhorn import sinkhorn
 
 from .base import FitCache, InteractiveFigure
-from .sharpness import _stat
+from .flows import _stat
 
 __all__ = ["LAMS", "REGULARIZERS", "FIT_CACHE", "ElasticFit", "ElasticState", "compute_elastic",
            "ElasticExplorer"]
@@ -50,7 +50,7 @@ FIT_CACHE = FitCache(32)
 class ElasticFit:
     """One map on the planted problem: ``displacements: [SHOWN, D]`` of the points shown and
     the scores on all held-out points (``moved``, ``error``, ``recall``; see
-    :func:`otkit.elastic_study.sparse_shift_study`)."""
+    :func:`otkit.elastic.study.sparse_shift_study`)."""
 
     regularizer: str
     lam: float

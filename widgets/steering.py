@@ -35,7 +35,7 @@ from plotly.subplots import make_subplots
 from otkit.steering import Intervention, check_strength, fit_act, fit_lineas
 
 from .base import FitCache, InteractiveFigure
-from .sharpness import _stat
+from .flows import _stat
 
 __all__ = [
     "METHODS", "STRENGTHS", "FIT_CACHE", "SteeringCurves", "SteeringState",

@@ -27,7 +27,9 @@ _P_OF_COST = {"sqeuclidean": 2, "euclidean": 1}
 
 def _softmin():
     try:
-        from geomloss._legacy.sinkhorn_samples import softmin_tensorized  # geomloss >= 0.3.1
+        from geomloss._legacy.sinkhorn_samples import (
+            softmin_tensorized,  # geomloss >= 0.3.1
+        )
     except ImportError:  # pragma: no cover - older layout
         from geomloss.sinkhorn_samples import softmin_tensorized
     return softmin_tensorized

@@ -5,15 +5,17 @@ v_θ(x, t), t ∈ [0, 1]. It is fitted by regressing v_θ on the segments betwee
 (x₀, x₁); the pairs come from a coupling, here anywhere on the entropic continuum from
 independent pairs (ε = ∞) to the exact batch-OT matching (ε = 0):
 
-* :mod:`~otkit.flows.networks` — velocity networks (an MLP, a conv net for 8×8 images);
+* :mod:`~otkit.nn.velocity` — velocity networks (an MLP, a conv net for 8×8 images);
 * :mod:`~otkit.flows.distributions` — the laws, as samplers ``(n, generator) -> [n, d]``;
 * :mod:`~otkit.flows.couplings` — independent, Sinkhorn, exact and semidiscrete (SD-FM) pairings;
 * :mod:`~otkit.flows.training` — the flow matching loss and trainer (EMA, seeds, progress);
-* :mod:`~otkit.flows.sampling` — Euler, midpoint and Heun samplers at a given NFE;
+* :mod:`~otkit.nn.ode` — Euler, midpoint and Heun samplers at a given NFE;
 * :mod:`~otkit.flows.metrics` and :mod:`~otkit.flows.digits` — W2, energy distance, MMD,
   path straightness, and a Fréchet distance on a digits classifier's features.
 """
 
+from ..nn.ode import SAMPLERS, integrate
+from ..nn.velocity import TimeEmbedding, VelocityConvNet, VelocityMLP
 from .couplings import (
     Coupling,
     ExactCoupling,
@@ -31,8 +33,6 @@ from .metrics import (
     path_straightness,
     wasserstein2,
 )
-from .networks import TimeEmbedding, VelocityConvNet, VelocityMLP
-from .sampling import SAMPLERS, integrate
 from .training import FlowTrainingResult, flow_matching_loss, train_flow
 
 __all__ = [

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import torch
 
 from ..exact import emd
-from ..semidiscrete import SemidiscreteResult
+from ..semidiscrete.solver import SemidiscreteResult
 from ..sinkhorn import ConvergenceWarning, sinkhorn
 from ..validation import check_count, check_positive
 

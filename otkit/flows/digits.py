@@ -12,7 +12,7 @@ and reports the Fréchet (= 2-Wasserstein) distance between the two Gaussians,
 (D. C. Dowson, B. V. Landau, J. Multivariate Anal. 1982). Inception features mean nothing on
 8×8 images, so here the features are the 64-unit penultimate layer of
 :class:`DigitsClassifier`, a small conv net trained in seconds on the scikit-learn digits
-(:func:`otkit.datasets.digits`, bundled with scikit-learn: nothing is downloaded).
+(:func:`otkit.data.digits`, bundled with scikit-learn: nothing is downloaded).
 :func:`train_digits_classifier` returns a :class:`DigitsScorer` holding the classifier, its
 held-out accuracy and the real digits' feature statistics; ``scorer.score(samples)`` returns
 :class:`DigitsScores`: the Fréchet distance, the classifier's confidence and the spread of the
@@ -77,7 +77,7 @@ class DigitsClassifier(nn.Module):
 
     conv 3×3 (1 → 16) → ReLU → conv 3×3 (16 → 32) → ReLU → max-pool 2 → ``[32, 4, 4]`` →
     linear (512 → 64) → ReLU (the **features**) → linear (64 → 10) (the logits). Inputs are
-    ``[k, 64]`` (as :func:`otkit.datasets.digits` returns them) or ``[k, 1, 8, 8]``.
+    ``[k, 64]`` (as :func:`otkit.data.digits` returns them) or ``[k, 1, 8, 8]``.
     """
 
     def __init__(self) -> None:
@@ -208,7 +208,7 @@ class DigitsScorer:
 
     Attributes:
         classifier: the classifier, in eval mode, on CPU float32.
-        accuracy: its accuracy on the held-out test split of :func:`otkit.datasets.digits`
+        accuracy: its accuracy on the held-out test split of :func:`otkit.data.digits`
             (same ``seed`` and ``test_fraction`` as in training).
         mean: ``[64]`` mean of the reference digits' features (float64).
         cov: ``[64, 64]`` their covariance (float64, divisor k − 1).
@@ -278,7 +278,7 @@ def train_digits_classifier(
 ) -> DigitsScorer:
     """Train a :class:`DigitsClassifier` on the scikit-learn digits and build its scorer.
 
-    Adam with cross-entropy on the ``"train"`` split of :func:`otkit.datasets.digits`
+    Adam with cross-entropy on the ``"train"`` split of :func:`otkit.data.digits`
     (``test_fraction`` and ``seed`` set the split), on the CPU in float32; the defaults take a
     few seconds on one core and reach about 98–99% test accuracy. Weights, the split and the
     batch order all follow ``seed``; torch's global random state is left as it was.
@@ -299,7 +299,7 @@ def train_digits_classifier(
     Raises:
         ImportError: scikit-learn (which ships the digits) is missing.
     """
-    from ..datasets import digits  # lazily: scikit-learn is optional
+    from ..data.samplers import digits  # lazily: scikit-learn is optional
 
     epochs = check_count("epochs", epochs)
     batch_size = check_count("batch_size", batch_size)

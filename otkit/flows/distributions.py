@@ -7,7 +7,7 @@ only ever asks each law for a fresh batch of n points, so a law is just a callab
 
 * :class:`StandardNormal` — N(0, I_d), the usual noise source;
 * :class:`Empirical` — a finite data set (e.g. 8×8 digits), drawn without replacement;
-* :class:`Sampler` — any of :mod:`otkit.datasets`'s samplers (``"moons"``, ...) by name.
+* :class:`Sampler` — any of :mod:`otkit.data`'s samplers (``"moons"``, ...) by name.
 """
 
 from __future__ import annotations
@@ -17,14 +17,14 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .. import datasets
+from ..data import samplers as datasets
 from ..validation import check_cloud, check_count
 
 __all__ = ["Distribution", "StandardNormal", "Empirical", "Sampler", "TOY_DISTRIBUTIONS"]
 
 Distribution = Callable[[int, torch.Generator], torch.Tensor]
 
-#: The 2-D laws of the flow benchmarks, by name (:mod:`otkit.datasets`).
+#: The 2-D laws of the flow benchmarks, by name (:mod:`otkit.data`).
 TOY_DISTRIBUTIONS = ("gaussian", "eight_gaussians", "moons", "checkerboard")
 
 
@@ -68,7 +68,7 @@ class Empirical:
 
 @dataclass(frozen=True)
 class Sampler:
-    """One of the 2-D laws of :data:`TOY_DISTRIBUTIONS`, drawn by :mod:`otkit.datasets`.
+    """One of the 2-D laws of :data:`TOY_DISTRIBUTIONS`, drawn by :mod:`otkit.data`.
 
     ``"gaussian"`` is N(0, I₂); ``options`` go to the sampler (e.g. ``noise=`` for moons).
     """

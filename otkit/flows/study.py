@@ -27,7 +27,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..semidiscrete import semidiscrete
+from ..nn.velocity import VelocityConvNet, VelocityMLP
+from ..semidiscrete.solver import semidiscrete
 from ..validation import check_count
 from .couplings import (
     Coupling,
@@ -39,7 +40,6 @@ from .couplings import (
 )
 from .distributions import Distribution, Empirical, Sampler, StandardNormal
 from .metrics import energy_distance, path_straightness, wasserstein2
-from .networks import VelocityConvNet, VelocityMLP
 from .training import FlowTrainingResult, train_flow
 
 __all__ = [
@@ -92,7 +92,7 @@ def flow_benchmark(
     elif name == "checkerboard":
         source, target = Sampler("gaussian"), Sampler("checkerboard")
     elif name == "digits":
-        from ..datasets import digits
+        from ..data.samplers import digits
 
         train = digits(split="train", seed=seed)
         test = digits(split="test", seed=seed)

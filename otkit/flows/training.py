@@ -26,10 +26,10 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..nn.ode import integrate
 from ..validation import check_count, check_positive, check_probability
 from .couplings import Coupling, make_coupling
 from .distributions import Distribution
-from .sampling import integrate
 
 __all__ = ["flow_matching_loss", "train_flow", "FlowTrainingResult"]
 

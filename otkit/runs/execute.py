@@ -16,9 +16,23 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from .files import KERNEL_NAME, LOG_FILE, METRICS_ENV, METRICS_FILE, PARAMS_FILE, STATUS_FILE, _ANSI, _UNKNOWN_PARAMETER, _atomic_write_json, _mkstemp, _now, _read_json
+from .files import (
+    _ANSI,
+    _UNKNOWN_PARAMETER,
+    KERNEL_NAME,
+    LOG_FILE,
+    METRICS_ENV,
+    METRICS_FILE,
+    PARAMS_FILE,
+    STATUS_FILE,
+    _atomic_write_json,
+    _mkstemp,
+    _now,
+    _read_json,
+)
 from .params import _check_parameters
 from .records import RunRecord, write_index
+
 
 def _param_hash(params: Mapping[str, Any]) -> str:
     blob = json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)

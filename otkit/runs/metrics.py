@@ -9,7 +9,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .files import INTERACTIVE_DIR, MAX_METRIC_ELEMENTS, METRICS_ENV, METRICS_FILE, _atomic_write_json, _read_json
+from .files import (
+    INTERACTIVE_DIR,
+    MAX_METRIC_ELEMENTS,
+    METRICS_ENV,
+    METRICS_FILE,
+    _atomic_write_json,
+    _read_json,
+)
 
 _METRICS: dict[str, Any] = {}
 

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+
 def parse_value(text: str) -> Any:
     """Parse a command-line value as papermill's ``-p`` does.
 

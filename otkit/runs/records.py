@@ -11,8 +11,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..tables import text_table
-from .files import INDEX_FILE, INTERACTIVE_DIR, LOG_FILE, METRICS_FILE, PARAMS_FILE, STATUS_FILE, _atomic_write_text, _now, _read_json
+from .files import (
+    INDEX_FILE,
+    INTERACTIVE_DIR,
+    LOG_FILE,
+    METRICS_FILE,
+    PARAMS_FILE,
+    STATUS_FILE,
+    _atomic_write_text,
+    _now,
+    _read_json,
+)
+from .tables import text_table
+
 
 @dataclass(frozen=True)
 class RunRecord:

@@ -8,7 +8,8 @@
   affine maps on all layers trained jointly on a sum of 1-D Wasserstein losses, with a
   sparse group lasso selecting neurons and layers.
 
-Modules: :mod:`~otkit.steering.hooks` (find modules, pool, record and steer activations),
+Modules: :mod:`~otkit.steering.hooks` (record and steer activations, on the generic hooks of
+:mod:`otkit.nn.hooks`),
 :mod:`~otkit.steering.maps` (per-neuron maps and their estimators),
 :mod:`~otkit.steering.intervention` (maps + strength; save, load, compose),
 :mod:`~otkit.steering.act` (``fit_act``) and :mod:`~otkit.steering.lineas` (``fit_lineas``).
@@ -16,8 +17,9 @@ The text and image tasks live in :mod:`otkit.steering.text` and :mod:`otkit.stee
 (imported on demand: they pull in heavier dependencies).
 """
 
+from ..nn.hooks import POOLS, channel_size, find_modules, pool
 from .act import fit_act
-from .hooks import POOLS, channel_size, collect_activations, find_modules, pool, steer
+from .hooks import collect_activations, steer
 from .intervention import Intervention, compose
 from .lineas import LinEASResult, fit_lineas, sparse_group_prox, wasserstein_1d
 from .maps import (

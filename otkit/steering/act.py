@@ -21,7 +21,8 @@ from typing import Any
 from torch import nn
 from tqdm.auto import tqdm
 
-from .hooks import Forward, check_fit_inputs, collect_activations
+from ..nn.hooks import Forward
+from .hooks import check_fit_inputs, collect_activations
 from .intervention import Intervention
 from .maps import ESTIMATORS, AffineMap
 

@@ -74,7 +74,7 @@ from ..flows.digits import (
     train_digits_classifier,
 )
 from ..flows.distributions import Empirical, StandardNormal
-from ..flows.networks import broadcast_times
+from ..nn.velocity import broadcast_times
 from ..validation import check_count
 from .hooks import steer
 from .intervention import Intervention
@@ -411,7 +411,7 @@ def digit_steering_task(
     the steered samples are also less digit-like, mostly when removing: read the rate
     together with the Fréchet distance.
     """
-    from ..datasets import digits  # lazily: scikit-learn is optional
+    from ..data.samplers import digits  # lazily: scikit-learn is optional
 
     concept, mode = _check_concept(concept), _check_mode(mode)
     neurons = _check_neurons(neurons)

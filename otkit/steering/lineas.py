@@ -37,17 +37,10 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..nn.hooks import Forward, apply_channelwise, default_forward, rewrite_outputs
+from ..nn.hooks import pool as _pool
 from ..validation import check_count, check_positive
-from .hooks import (
-    Forward,
-    _check_channels,
-    _hooked,
-    _pool,
-    apply_channelwise,
-    check_fit_inputs,
-    collect_activations,
-    default_forward,
-)
+from .hooks import _check_channels, check_fit_inputs, collect_activations
 from .intervention import Intervention
 from .maps import AffineMap
 
@@ -210,7 +203,7 @@ def fit_lineas(
                 chosen = [source[i] for i in torch.randperm(len(source), generator=gen)[:batch_size]]
             for r in records.values():
                 r.clear()
-            with torch.enable_grad(), _hooked(model, names, steer_and_record):
+            with torch.enable_grad(), rewrite_outputs(model, names, steer_and_record):
                 for batch in chosen:
                     run(model, batch)
                 missing = [n for n in names if not records[n]]

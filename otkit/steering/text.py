@@ -46,8 +46,9 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
+from ..nn.hooks import POOLS
 from ..validation import check_count, check_probability
-from .hooks import POOLS, steer
+from .hooks import steer
 from .intervention import Intervention
 
 __all__ = [

@@ -1,0 +1,41 @@
+"""Shared neural-network building blocks, in plain PyTorch.
+
+* :mod:`~otkit.nn.velocity`: velocity networks v_θ(x, t) (an MLP, a conv net for 8×8 images)
+  with sinusoidal time features;
+* :mod:`~otkit.nn.ode`: Euler, midpoint and Heun integrators at a given number of evaluations;
+* :mod:`~otkit.nn.hooks`: forward hooks that find modules, pool and record their activations
+  and rewrite their outputs.
+
+Import rule: ``otkit.nn`` imports only the engine (held by ``tests/project/test_layout.py``).
+"""
+
+from .hooks import (
+    POOLS,
+    apply_channelwise,
+    channel_size,
+    collect_activations,
+    default_forward,
+    find_modules,
+    pool,
+    rewrite_outputs,
+)
+from .ode import EVALUATIONS_PER_STEP, SAMPLERS, integrate
+from .velocity import TimeEmbedding, VelocityConvNet, VelocityMLP, broadcast_times
+
+__all__ = [
+    "TimeEmbedding",
+    "VelocityMLP",
+    "VelocityConvNet",
+    "broadcast_times",
+    "SAMPLERS",
+    "EVALUATIONS_PER_STEP",
+    "integrate",
+    "POOLS",
+    "find_modules",
+    "pool",
+    "channel_size",
+    "apply_channelwise",
+    "default_forward",
+    "collect_activations",
+    "rewrite_outputs",
+]

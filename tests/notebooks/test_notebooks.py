@@ -1,0 +1,82 @@
+"""Every notebook runs under papermill with its quick parameters; its metrics match references.
+
+The references (tests/notebooks/references.json) give, per notebook and metric, either an
+exact value (``{"equals": ...}``) or bounds (``{"min": ..., "max": ...}``): what the paper's
+claim or the tour's point requires, not a snapshot of one run's digits.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from otkit.runs import summarize
+
+ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+REFERENCES = json.loads((Path(__file__).parent / "references.json").read_text())
+
+
+def test_every_notebook_has_references():
+    assert NOTEBOOKS, "no notebooks found"
+    missing = [nb.name for nb in NOTEBOOKS if nb.name not in REFERENCES]
+    assert not missing, f"add references for {missing} to tests/notebooks/references.json"
+
+
+#: Notebooks run this many at a time, each kernel with one torch thread (CI has 2 cores).
+PARALLEL_RUNS = 2
+
+
+def _run_quick(notebook: Path, runs_dir: Path) -> subprocess.CompletedProcess:
+    """The batch-run command a user would type, in its own process (its own kernel)."""
+    command = [
+        sys.executable, "-m", "otkit.runs", str(notebook), "-p", "show_widget", "False",
+        "--quick", "--runs-dir", str(runs_dir),
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # check=False: a failed run is reported from its records below, with its error
+    return subprocess.run(command, check=False, cwd=ROOT, env=env, capture_output=True, text=True)
+
+
+@pytest.fixture(scope="session")
+def notebook_runs(request, tmp_path_factory):
+    """The selected notebooks' quick runs, started together, PARALLEL_RUNS at a time."""
+    wanted = [
+        item.callspec.params["notebook"]
+        for item in request.session.items
+        if getattr(item, "originalname", "") == "test_notebook_runs_and_reproduces_its_claims"
+    ]
+    base = tmp_path_factory.mktemp("notebook-runs")
+    pool = ThreadPoolExecutor(max_workers=PARALLEL_RUNS)
+    futures = {nb: pool.submit(_run_quick, nb, base / nb.stem) for nb in wanted}
+    yield {nb: (future, base / nb.stem) for nb, future in futures.items()}
+    pool.shutdown(wait=True, cancel_futures=True)
+
+
+@pytest.mark.notebooks
+@pytest.mark.slow
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_runs_and_reproduces_its_claims(notebook, notebook_runs):
+    future, runs_dir = notebook_runs[notebook]
+    process = future.result()
+    records = summarize(runs_dir)
+    assert len(records) == 1, f"{notebook.name}: no run recorded\n{process.stdout}\n{process.stderr}"
+    record = records[0]
+    assert record.status == "ok", f"{notebook.name} failed: {record.error}"
+    problems = []
+    for name, ref in REFERENCES[notebook.name].items():
+        if name not in record.metrics:
+            problems.append(f"{name}: not recorded")
+            continue
+        value = record.metrics[name]
+        if "equals" in ref and value != ref["equals"]:
+            problems.append(f"{name} = {value!r}, expected {ref['equals']!r}")
+        if "min" in ref and not value >= ref["min"]:
+            problems.append(f"{name} = {value!r} < {ref['min']}")
+        if "max" in ref and not value <= ref["max"]:
+            problems.append(f"{name} = {value!r} > {ref['max']}")
+    assert not problems, f"{notebook.name}: " + "; ".join(problems)
