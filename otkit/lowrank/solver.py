@@ -25,6 +25,10 @@ projects the kernels ξ_Q = Q^{1/(1+εγ_k)} e^{−γ_k' ∇_Q} (likewise R, g; 
 in KL onto the constraints, by alternating closed-form projections in the log domain
 (:func:`_project`): the rows' marginals (exact, or the KL-relaxed "soft" update with ratio
 ρ/(ρ + 1/γ_k)), then the shared inner marginal g, the geometric mean of ξ_g, Qᵀ1 and Rᵀ1.
+The entropy enters through the exponent 1/(1 + εγ_k) only (a proximal step), so a fixed
+point satisfies the first-order conditions of the problem at ε itself: ∇_Q + ε log Q = u ⊕ v
+with u, v the projection's dual variables (likewise for R); adding ε log Q to the gradient as
+well, as a linearization would, solves the problem at 2ε instead.
 
 **Translation invariance** (Scetbon et al. 2023, Alg. 3): the unbalanced objective is not
 invariant to adding a constant to the dual variables; the translation-invariant projection
@@ -55,6 +59,7 @@ from ..coupling import CouplingMethods
 from ..geometry import PointCloud
 from ..sinkhorn import ConvergenceWarning
 from ..validation import (
+    check_choice,
     check_clouds,
     check_count,
     check_equal_mass,
@@ -326,15 +331,14 @@ def _initial_factors(
 
         q, r = noise(x.shape[0]), noise(y.shape[0])
         return a[:, None] * q / q.sum(1, keepdim=True), b[:, None] * r / r.sum(1, keepdim=True), g
-    if init == "kmeans":
-        # soft assignments of each cloud to r centroids found by Lloyd's algorithm on x
-        centres = _kmeans(x, rank, generator)
-        def soft(points: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-            d2 = torch.cdist(points, centres) ** 2
-            scale = d2.mean().clamp_min(torch.finfo(points.dtype).tiny)
-            return w[:, None] * torch.softmax(-d2 / (0.1 * scale), dim=1) + 1e-12
-        return soft(x, a), soft(y, b), g
-    raise ValueError(f"init must be 'random' or 'kmeans', got {init!r}")
+    # init == "kmeans" (lowrank checked it): soft assignments of each cloud to r centroids
+    # found by Lloyd's algorithm on x
+    centres = _kmeans(x, rank, generator)
+    def soft(points: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        d2 = torch.cdist(points, centres) ** 2
+        scale = d2.mean().clamp_min(torch.finfo(points.dtype).tiny)
+        return w[:, None] * torch.softmax(-d2 / (0.1 * scale), dim=1) + 1e-12
+    return soft(x, a), soft(y, b), g
 
 
 def _kmeans(x: torch.Tensor, k: int, generator: torch.Generator | None, iters: int = 20) -> torch.Tensor:
@@ -400,8 +404,8 @@ def lowrank(
             backend).
         progress: show a tqdm bar.
     """
-    if backend not in ("auto", "torch"):
-        raise ValueError(f"backend must be 'auto' or 'torch' for low-rank OT, got {backend!r}")
+    check_choice("backend", backend, ("auto", "torch"))
+    check_choice("init", init, ("random", "kmeans"))
     x, y = check_clouds(x, y)
     n, m = x.shape[0], y.shape[0]
     a = check_weights("a", a, n, x)
@@ -437,12 +441,11 @@ def lowrank(
         grad_q, grad_r = cr / g, cq / g
         grad_g = -(q * cr).sum(0) / g**2
         log_q, log_r, log_g = q.log(), r.log(), g.log()
-        if epsilon > 0:
-            grad_q, grad_r, grad_g = (grad_q + epsilon * log_q, grad_r + epsilon * log_r,
-                                      grad_g + epsilon * log_g)
         scale = max(grad_q.abs().max().item(), grad_r.abs().max().item(),
                     grad_g.abs().max().item()) ** 2
         step = gamma / max(scale, torch.finfo(x.dtype).tiny)
+        # The entropy is kept exact in the mirror step (a prox), not linearized: its ε log Q
+        # must not also enter the gradient, or the fixed point solves the problem at 2ε.
         shrink = 1.0 / (1.0 + epsilon * step)
         step *= shrink
         kernels = (shrink * log_q - step * grad_q, shrink * log_r - step * grad_r,

@@ -103,6 +103,27 @@ def test_kmeans_initialization_and_entropic_regularization():
     assert smooth.ot_cost().item() >= 0.99 * random  # entropy trades cost for spread
 
 
+def _separable_residual(m: torch.Tensor) -> float:
+    """How far ``m: [n, r]`` is from u ⊕ v (0: exactly), relative to its spread."""
+    residual = m - m.mean(1, keepdim=True) - m.mean(0, keepdim=True) + m.mean()
+    return (residual.abs().max() / (m - m.mean()).abs().max()).item()
+
+
+@pytest.mark.parametrize("epsilon", [0.05, 0.25])
+def test_entropic_fixed_point_solves_the_problem_at_epsilon_not_two_epsilon(epsilon):
+    # First-order conditions of min <C, Q diag(1/g) Rᵀ> − ε(H(Q) + H(R) + H(g)) under the
+    # marginal constraints: ∇_Q + ε log Q = u ⊕ v (multipliers of the rows and of Qᵀ1 = g),
+    # with ∇_Q = C R diag(1/g); likewise for R. A solver that also adds ε log Q to the
+    # gradient of its proximal step converges to the conditions at 2ε.
+    x, y = clouds(60, 50, seed=0)
+    res = solve(x, y, rank=3, epsilon=epsilon, tol=1e-10, max_iter=5000, generator=0)
+    c = half_sq(x, y)
+    grad_q, grad_r = c @ res.r / res.g, c.T @ res.q / res.g
+    assert _separable_residual(grad_q + epsilon * res.q.log()) < 1e-4
+    assert _separable_residual(grad_r + epsilon * res.r.log()) < 1e-4
+    assert _separable_residual(grad_q + 2 * epsilon * res.q.log()) > 1e-2
+
+
 # ------------------------------------------------------------------ unbalanced
 
 
@@ -190,13 +211,13 @@ def test_bad_arguments_are_refused():
         lowrank(x, y, rank=2, epsilon=-1.0)
     with pytest.raises(ValueError, match="gamma must be a finite number > 0"):
         lowrank(x, y, rank=2, gamma=0.0)
-    with pytest.raises(ValueError, match="init must be 'random' or 'kmeans'"):
+    with pytest.raises(ValueError, match="init must be one of 'random', 'kmeans'"):
         lowrank(x, y, rank=2, init="svd")
     with pytest.raises(ValueError, match="equal total mass"):
         lowrank(x, y, torch.full((20,), 1.0, dtype=F64), rank=2)
     with pytest.raises(ValueError, match=r"cost factor B must have shape \[10, k\]"):
         lowrank(x, y, rank=2, cost=(x, x))
-    with pytest.raises(ValueError, match="backend must be 'auto' or 'torch'"):
+    with pytest.raises(ValueError, match="backend must be one of 'auto', 'torch'"):
         lowrank(x, y, rank=2, backend="pot")
     with pytest.raises(ValueError, match="x contains NaN"):
         lowrank(torch.full_like(x, math.nan), y, rank=2)
