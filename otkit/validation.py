@@ -12,6 +12,7 @@ from collections.abc import Collection
 import torch
 
 __all__ = [
+    "HALF_DTYPES",
     "check_cloud",
     "check_clouds",
     "check_weights",
@@ -27,13 +28,28 @@ __all__ = [
 ]
 
 
-def check_cloud(name: str, x: object) -> torch.Tensor:
-    """A point cloud: a finite floating-point tensor of shape ``[n, d]`` with n ≥ 1."""
+#: Half precision: 8 (bfloat16) or 11 (float16) bits of mantissa cannot resolve the potentials'
+#: updates, so Sinkhorn stalls near 1e-2 marginal error; the solvers refuse these dtypes.
+HALF_DTYPES = (torch.float16, torch.bfloat16)
+
+
+def check_cloud(name: str, x: object, *, allow_half: bool = False) -> torch.Tensor:
+    """A point cloud: a finite floating-point tensor of shape ``[n, d]`` with n ≥ 1.
+
+    float16 and bfloat16 are refused (:data:`HALF_DTYPES`) unless ``allow_half`` (for code
+    that computes its statistics in higher precision itself, such as activation steering).
+    """
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of shape [n, d], got {type(x).__name__}")
     if not x.is_floating_point():
         raise TypeError(
             f"{name} has dtype {x.dtype}; pass floating point points, e.g. {name}.float()"
+        )
+    if x.dtype in HALF_DTYPES and not allow_half:
+        raise TypeError(
+            f"{name} has dtype {x.dtype}: half precision cannot resolve the dual updates (the "
+            f"solve would stall near 1e-2 marginal error); pass {name}.float() (float32) or "
+            f"{name}.double()"
         )
     if x.ndim != 2:
         raise ValueError(f"{name} must have shape [n, d], got shape {tuple(x.shape)}")

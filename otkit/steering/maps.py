@@ -144,8 +144,8 @@ class AffineMap:
 
 
 def _check_pair(source: object, target: object) -> tuple[torch.Tensor, torch.Tensor]:
-    source = check_cloud("source", source)
-    target = check_cloud("target", target)
+    source = check_cloud("source", source, allow_half=True)
+    target = check_cloud("target", target, allow_half=True)
     if source.shape[1] != target.shape[1]:
         raise ValueError(
             f"source and target must have the same number of neurons D, got source: "
