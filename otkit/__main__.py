@@ -1,6 +1,6 @@
 """``python -m otkit``: command-line entry points.
 
-    python -m otkit run NOTEBOOK... [-p NAME VALUE]... [-g GRID] [--quick] [--runs-dir DIR]
+    python -m otkit run NOTEBOOK... [-p NAME VALUE]... [-g GRID] [--quick] [--resume] [--runs-dir DIR]
     python -m otkit summary [--runs-dir DIR]
 
 Both are the batch runner of :mod:`otkit.runs` (same options as ``python -m otkit.runs``).
@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-_USAGE = """usage: python -m otkit run NOTEBOOK... [-p NAME VALUE]... [-y YAML] [-g GRID] [--quick] [--runs-dir DIR]
+_USAGE = """usage: python -m otkit run NOTEBOOK... [-p NAME VALUE]... [-y YAML] [-g GRID] [--quick] [--resume] [--runs-dir DIR]
        python -m otkit summary [--runs-dir DIR]
 
 commands:

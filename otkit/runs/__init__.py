@@ -5,21 +5,26 @@ Three pieces, usable from Python and from the command line:
 * :func:`log_metrics` is what a notebook calls to record its headline figures. Run by
   papermill (through this module), the values go to the run's ``metrics.json`` (the path is in
   the environment variable ``OTKIT_METRICS_PATH``); run by hand, they go to
-  ``runs/interactive/<notebook or "session">/metrics.json`` under the repository root (found by
-  looking upward from the current directory for the ``pyproject.toml`` of otkit; else the
-  current directory), so interactive runs never write into tracked files.
+  ``runs/interactive/<notebook or "session">/<YYYYmmdd-HHMMSS>-<pid>/metrics.json`` under the
+  repository root (found by looking upward from the current directory for the
+  ``pyproject.toml`` of otkit; else the current directory): a fresh file per kernel session,
+  and interactive runs never write into tracked files. JSON files are standard JSON:
+  non-finite floats are written as the strings ``"inf"``, ``"-inf"``, ``"nan"``.
 * :func:`run_notebooks` executes every notebook with every parameter set, one run directory
   each: ``<runs_dir>/<YYYYmmdd-HHMMSS>-<notebook stem>[-<param hash or name>]/`` holding the
-  executed notebook, ``params.json``, ``metrics.json``, ``status.json`` and ``log.txt``. Files
-  are written atomically, a directory is never reused, and a failing notebook is recorded
-  (``status.json`` says ``"failed"`` with the error) while the batch goes on.
+  executed notebook, ``params.json``, ``metrics.json``, ``status.json`` and ``log.txt``. JSON
+  files are written atomically, ``log.txt`` grows as the cells run (``tail -f`` it), a
+  directory is never reused, and a failing notebook is recorded (``status.json`` says
+  ``"failed"`` with the error) while the batch goes on. ``status.json`` names the runner
+  (PID, host) and carries a heartbeat, so a run whose runner was killed reads back as
+  ``"stale"``; ``resume=True`` (``--resume``) skips runs that already finished ok.
 * :func:`summarize` reads a runs directory back; :func:`write_index` renders it to a
   self-contained ``index.html`` (the runner refreshes it after every batch).
 
 Command line (``python -m otkit.runs`` or ``python -m otkit run``)::
 
     python -m otkit.runs notebooks/01_x.ipynb -p n 500 -p epsilon 0.05 --quick
-    python -m otkit.runs notebooks/*.ipynb --grid grid.yaml --runs-dir runs
+    python -m otkit.runs notebooks/*.ipynb --grid grid.yaml --runs-dir runs --resume
     python -m otkit.runs summary --runs-dir runs
 
 Modules: :mod:`~otkit.runs.metrics` (the notebook helper), :mod:`~otkit.runs.params`

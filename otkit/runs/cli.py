@@ -46,13 +46,20 @@ def _run_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=None, metavar="SECONDS", help="per-cell timeout")
     p.add_argument("--kernel", default=KERNEL_NAME, help=f"Jupyter kernel (default: {KERNEL_NAME})")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--resume", action="store_true",
+                   help="skip runs that already finished ok under --runs-dir with the same parameters "
+                        "and the same notebook content (SHA-256); failed, interrupted and stale runs "
+                        "run again, in new directories")
     return p
 
 
 def _summary_parser(prog: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=f"{prog} summary",
-        description="Print a table of every run under --runs-dir and write <runs-dir>/index.html.",
+        description=(
+            "Print a table of every run under --runs-dir and write <runs-dir>/index.html. A run "
+            "whose status.json says running but whose runner process is gone shows as stale."
+        ),
     )
     p.add_argument("--runs-dir", default="runs", metavar="DIR", help="folder of the runs (default: runs)")
     p.add_argument("--wide", action="store_true", help="do not clip the parameters and metrics columns")
@@ -106,8 +113,11 @@ def _cmd_run(argv: Sequence[str], prog: str) -> int:
           f"into {args.runs_dir}/", file=sys.stderr)
     records = run_notebooks(
         notebooks, sets, runs_dir=args.runs_dir, quick=args.quick, timeout=args.timeout,
-        name=args.name, kernel_name=args.kernel, progress=not args.no_progress,
+        name=args.name, kernel_name=args.kernel, progress=not args.no_progress, resume=args.resume,
     )
+    skipped = sum(r.resumed for r in records)
+    if skipped:
+        print(f"otkit runs: {skipped} of {len(records)} run(s) skipped (--resume: already ok)", file=sys.stderr)
     print(format_table(records))
     print(f"\nindex: {_display_path(Path(args.runs_dir).resolve() / INDEX_FILE)}")
     failed = [r for r in records if r.status != "ok"]
@@ -139,7 +149,7 @@ def main(argv: Sequence[str] | None = None, prog: str = _PROG) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(
-            f"usage: {prog} [run] NOTEBOOK... [-p NAME VALUE]... [-y YAML] [-g GRID] [--quick] [--runs-dir DIR]\n"
+            f"usage: {prog} [run] NOTEBOOK... [-p NAME VALUE]... [-y YAML] [-g GRID] [--quick] [--resume] [--runs-dir DIR]\n"
             f"       {prog} summary [--runs-dir DIR]\n\n"
             "Run notebooks with papermill into runs/<timestamp>-<notebook>[-<hash>]/, or summarize the runs.\n"
             f"`{prog} run --help` and `{prog} summary --help` give the options."

@@ -2,6 +2,7 @@
 
 
 import contextlib
+import dataclasses
 import datetime as _dt
 import hashlib
 import itertools
@@ -10,12 +11,14 @@ import logging
 import os
 import re
 import sys
+import threading
 import time
 import traceback as _traceback
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from . import files as _files
 from .files import (
     _ANSI,
     _UNKNOWN_PARAMETER,
@@ -26,17 +29,30 @@ from .files import (
     PARAMS_FILE,
     STATUS_FILE,
     _atomic_write_json,
-    _mkstemp,
+    _dumps,
     _now,
     _read_json,
+    _runner_info,
 )
 from .params import _check_parameters
-from .records import RunRecord, write_index
+from .records import RunRecord, summarize, write_index
+
+#: Name under which the runner's papermill engine (nbclient plus per-cell log lines) is registered.
+_ENGINE_NAME = "otkit"
 
 
 def _param_hash(params: Mapping[str, Any]) -> str:
     blob = json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha1(blob.encode("utf-8")).hexdigest()[:8]
+
+
+def _param_key(params: Mapping[str, Any]) -> str:
+    """Parameters as canonical JSON (as params.json stores them): what ``resume`` compares."""
+    return _dumps(dict(params), sort_keys=True, separators=(",", ":"), default=str)
+
+
+def _notebook_sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def _safe_name(text: str) -> str:
@@ -144,6 +160,83 @@ def _import_papermill() -> Any:
     return papermill
 
 
+def _register_engine() -> str:
+    """Register (once) papermill's nbclient engine plus a line in the log as each cell starts.
+
+    The line goes to the run log (papermill's ``stdout_file``), so ``tail -f log.txt`` shows
+    which cell is running even while it prints nothing. Returns the engine's name.
+    """
+    from papermill.engines import NBClientEngine, papermill_engines
+
+    if _ENGINE_NAME in getattr(papermill_engines, "_engines", {}):
+        return _ENGINE_NAME
+
+    class _LoggingEngine(NBClientEngine):
+        @classmethod
+        def execute_managed_notebook(cls, nb_man: Any, kernel_name: str, **kwargs: Any) -> Any:
+            log = kwargs.get("stdout_file")
+            if log is not None:
+                cells = nb_man.nb.cells
+                code = [i for i, c in enumerate(cells) if c.get("cell_type") == "code"]
+                numbers = {i: k + 1 for k, i in enumerate(code)}
+                original = nb_man.cell_start
+
+                def cell_start(cell: Any, cell_index: int | None = None, **kw: Any) -> Any:
+                    if cell_index in numbers:
+                        source = "".join(cell.get("source", "")).strip().splitlines()
+                        first = source[0][:70] if source else ""
+                        try:
+                            log.write(f"\n--- [{time.strftime('%H:%M:%S')}] code cell "
+                                      f"{numbers[cell_index]}/{len(code)}: {first}\n")
+                            log.flush()
+                        except (OSError, ValueError):  # pragma: no cover - logging never breaks a run
+                            pass
+                    return original(cell, cell_index, **kw)
+
+                nb_man.cell_start = cell_start
+            return super().execute_managed_notebook(nb_man, kernel_name, **kwargs)
+
+    papermill_engines.register(_ENGINE_NAME, _LoggingEngine)
+    return _ENGINE_NAME
+
+
+class _Heartbeat:
+    """Rewrites ``status.json`` with a fresh ``heartbeat`` every ``HEARTBEAT_S`` while a run goes.
+
+    Summaries on another host (or where PIDs cannot be checked) use it to tell a killed runner
+    from a live one. :meth:`write` is the one way the status file is written while it runs.
+    """
+
+    def __init__(self, path: Path, status: dict[str, Any]) -> None:
+        self.path = path
+        self.status = status
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, name="otkit-runs-heartbeat", daemon=True)
+
+    def write(self, **updates: Any) -> None:
+        with self.lock:
+            self.status.update(updates)
+            self.status["heartbeat"] = _now().isoformat(timespec="seconds")
+            _atomic_write_json(self.path, self.status)
+
+    def _loop(self) -> None:
+        while not self.stop.wait(_files.HEARTBEAT_S):
+            try:
+                self.write()
+            except OSError:  # pragma: no cover - a missed beat is harmless
+                pass
+
+    def __enter__(self) -> "_Heartbeat":
+        self.write()
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
 def _resolve_notebooks(notebooks: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> list[Path]:
     if isinstance(notebooks, (str, os.PathLike)):
         notebooks = [notebooks]
@@ -236,6 +329,7 @@ def _execute(
     status: dict[str, Any] = {
         "status": "running",
         "notebook": str(nb_path),
+        "notebook_sha256": _notebook_sha256(nb_path),
         "parameters": params,
         "kernel": kernel_name,
         "cwd": str(nb_path.parent),
@@ -244,22 +338,26 @@ def _execute(
         "duration_s": None,
         "error": None,
         "warnings": [],
+        "runner": _runner_info(),
+        "heartbeat": None,
     }
     _atomic_write_json(directory / PARAMS_FILE, params)
-    _atomic_write_json(directory / STATUS_FILE, status)
+    heartbeat = _Heartbeat(directory / STATUS_FILE, status)
 
-    fd, log_tmp = _mkstemp(directory, LOG_FILE)
     nb_tmp = directory / f".{nb_path.stem}.partial.ipynb"
     error: BaseException | None = None
     unknown: list[str] = []
     t0 = time.perf_counter()
-    with os.fdopen(fd, "w", encoding="utf-8") as log:
+    # The log is written in place (not atomically) and flushed as the kernel prints, so that
+    # `tail -f log.txt` follows the run; a killed run keeps the log up to the kill.
+    with heartbeat, open(directory / LOG_FILE, "w", encoding="utf-8") as log:
         log.write(f"notebook:   {nb_path}\n")
-        log.write(f"parameters: {json.dumps(params)}\n")
+        log.write(f"parameters: {_dumps(params)}\n")
         log.write(f"kernel:     {kernel_name}\n")
         log.write(f"cwd:        {nb_path.parent}\n")
         log.write(f"{METRICS_ENV}={metrics_path}\n")
-        log.write(f"started:    {status['started']}\n\n")
+        log.write(f"started:    {status['started']}\n")
+        log.write(f"runner:     pid {status['runner']['pid']} on {status['runner']['host']}\n\n")
         log.flush()
 
         pm_logger = logging.getLogger("papermill")
@@ -273,7 +371,7 @@ def _execute(
         os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")  # quiets the debugger's frozen-modules note
         try:
             papermill = _import_papermill()
-            engine_kwargs: dict[str, Any] = {"store_widget_state": False}
+            engine_kwargs: dict[str, Any] = {"store_widget_state": False, "engine_name": _register_engine()}
             if timeout is not None:
                 engine_kwargs["execution_timeout"] = timeout
             with _fds_to(log):
@@ -326,30 +424,30 @@ def _execute(
             log.write(f"error: {short}\n")
         log.flush()
         os.fsync(log.fileno())
-    os.replace(log_tmp, directory / LOG_FILE)
 
-    if nb_tmp.exists():
-        os.replace(nb_tmp, executed_path)
-    metrics: Any = {}
-    if metrics_path.is_file():
-        try:
-            metrics = _read_json(metrics_path)
-        except (OSError, ValueError):
-            metrics = {}
-    else:
-        _atomic_write_json(metrics_path, {})
-    metrics = metrics if isinstance(metrics, dict) else {}
+        if nb_tmp.exists():
+            os.replace(nb_tmp, executed_path)
+        metrics: Any = {}
+        if metrics_path.is_file():
+            try:
+                metrics = _read_json(metrics_path, nonfinite=True)
+            except (OSError, ValueError):
+                metrics = {}
+        else:
+            _atomic_write_json(metrics_path, {})
+        metrics = metrics if isinstance(metrics, dict) else {}
 
-    status.update(
-        status=state,
-        finished=_now().isoformat(timespec="seconds"),
-        duration_s=round(duration, 3),
-        error=short,
-        warnings=warnings_list,
-    )
-    if tb and state == "failed":
-        status["traceback"] = tb
-    _atomic_write_json(directory / STATUS_FILE, status)
+        heartbeat.stop.set()
+        final: dict[str, Any] = {
+            "status": state,
+            "finished": _now().isoformat(timespec="seconds"),
+            "duration_s": round(duration, 3),
+            "error": short,
+            "warnings": warnings_list,
+        }
+        if tb and state == "failed":
+            final["traceback"] = tb
+        heartbeat.write(**final)
     record = RunRecord(
         path=directory,
         notebook=nb_path,
@@ -360,6 +458,10 @@ def _execute(
         error=short,
         warnings=tuple(warnings_list),
         started=status["started"],
+        host=status["runner"]["host"],
+        pid=status["runner"]["pid"],
+        heartbeat=status["heartbeat"],
+        notebook_sha256=status["notebook_sha256"],
     )
     if isinstance(error, KeyboardInterrupt):
         raise error
@@ -376,6 +478,7 @@ def run_notebooks(
     name: str | None = None,
     kernel_name: str = KERNEL_NAME,
     progress: bool = True,
+    resume: bool = False,
 ) -> list[RunRecord]:
     """Run every notebook with every parameter set; one new run directory per run.
 
@@ -390,11 +493,16 @@ def run_notebooks(
             sets, ``<name>-<hash>``).
         kernel_name: Jupyter kernel (default ``python3``).
         progress: show a tqdm progress bar over the runs (on stderr).
+        resume: skip a run when ``runs_dir`` already holds one that finished ``ok`` with the same
+            parameters (``quick`` included) and the same notebook content (SHA-256 of the
+            ``.ipynb``); a line on stderr names each skipped run. Failed, interrupted and stale
+            runs are run again, in a new directory (runs are never overwritten).
 
     Returns:
         One :class:`RunRecord` per run, in order (notebook-major). Failed runs have
-        ``status="failed"``; the others are complete regardless. ``<runs_dir>/index.html`` is
-        refreshed at the end.
+        ``status="failed"``; the others are complete regardless. A skipped run (``resume``)
+        is the earlier record with ``resumed=True``. ``<runs_dir>/index.html`` is refreshed
+        at the end.
     """
     nb_paths = _resolve_notebooks(notebooks)
     sets = _resolve_parameter_sets(parameter_sets)
@@ -406,10 +514,27 @@ def run_notebooks(
 
     from tqdm.auto import tqdm
 
+    done: dict[tuple[str, str], RunRecord] = {}
+    if resume and root.is_dir():
+        for earlier in summarize(root):
+            if earlier.status == "ok" and earlier.notebook_sha256:
+                done.setdefault((earlier.notebook_sha256, _param_key(earlier.parameters)), earlier)
+
     records: list[RunRecord] = []
     bar = tqdm(total=len(jobs), unit="run", desc="otkit runs", disable=not progress, file=sys.stderr)
     try:
         for nb, params in jobs:
+            key = (_notebook_sha256(nb), _param_key(params)) if resume else None
+            if key is not None and key in done:
+                earlier = done[key]
+                message = f"skipped {nb.name} {_dumps(params)}: already ok in {earlier.name}"
+                if progress:
+                    bar.write(message, file=sys.stderr)
+                else:
+                    print(message, file=sys.stderr)
+                records.append(dataclasses.replace(earlier, resumed=True))
+                bar.update(1)
+                continue
             if name:
                 suffix = name if len(sets) == 1 else f"{name}-{_param_hash(params)}"
             else:
@@ -419,6 +544,8 @@ def run_notebooks(
             bar.set_postfix_str(directory.name, refresh=True)
             record = _execute(nb, params, directory, started, timeout, kernel_name)
             records.append(record)
+            if key is not None and record.status == "ok" and record.notebook_sha256 == key[0]:
+                done.setdefault(key, record)
             if record.status != "ok" and progress:
                 bar.write(f"FAILED {record.name}: {record.error}")
             for w in record.warnings:

@@ -15,10 +15,13 @@ from .files import (
     METRICS_ENV,
     METRICS_FILE,
     _atomic_write_json,
+    _now,
     _read_json,
 )
 
 _METRICS: dict[str, Any] = {}
+#: (pid, session id) of this process's interactive session; a forked child starts its own.
+_SESSION: tuple[int, str] | None = None
 
 
 def _to_jsonable(value: Any, key: str, _count: list[int] | None = None) -> Any:
@@ -96,8 +99,13 @@ def _is_otkit_pyproject(path: Path) -> bool:
         return False
 
 
-def _session_name() -> str:
-    """The running notebook's stem when Jupyter or VS Code tells us, else ``"session"``."""
+def _notebook_path() -> str | None:
+    """The running notebook's path when the front end tells the kernel, else None.
+
+    Jupyter Server (JupyterLab, Notebook 7) sets ``JPY_SESSION_NAME`` in the kernel's
+    environment; VS Code defines ``__vsc_ipynb_file__``; Voilà sets ``SCRIPT_NAME`` to the
+    request path (``/voila/render/<notebook>.ipynb``).
+    """
     candidate = os.environ.get("JPY_SESSION_NAME")
     if not candidate and "IPython" in sys.modules:
         try:
@@ -105,6 +113,29 @@ def _session_name() -> str:
             candidate = ip.user_ns.get("__vsc_ipynb_file__") if ip is not None else None
         except Exception:
             candidate = None
+    if not candidate:
+        script = os.environ.get("SCRIPT_NAME", "")
+        if script.endswith(".ipynb"):
+            candidate = script
+    return str(candidate) if candidate else None
+
+
+def _session_id() -> str:
+    """This kernel session: ``<YYYYmmdd-HHMMSS of the first metric>-<pid>``, fixed per process.
+
+    Every kernel is its own process, so a restarted kernel, or a second notebook served by the
+    same Voilà or Jupyter server, gets a fresh metrics file.
+    """
+    global _SESSION
+    pid = os.getpid()
+    if _SESSION is None or _SESSION[0] != pid:
+        _SESSION = (pid, f"{_now().strftime('%Y%m%d-%H%M%S')}-{pid}")
+    return _SESSION[1]
+
+
+def _session_name() -> str:
+    """The running notebook's stem when the front end tells us (see :func:`_notebook_path`), else ``"session"``."""
+    candidate = _notebook_path()
     if not candidate:
         return "session"
     stem = Path(str(candidate)).stem
@@ -115,16 +146,18 @@ def _session_name() -> str:
 def default_metrics_path() -> Path:
     """Where :func:`log_metrics` writes: ``$OTKIT_METRICS_PATH`` when set, else the default.
 
-    The default is ``runs/interactive/<notebook or "session">/metrics.json`` under the
-    repository root (found by looking upward from the current directory for otkit's
-    ``pyproject.toml``), else under the current directory. ``runs/`` is git-ignored.
+    The default is ``runs/interactive/<notebook or "session">/<session>/metrics.json`` under
+    the repository root (found by looking upward from the current directory for otkit's
+    ``pyproject.toml``), else under the current directory. ``<session>`` is
+    ``<YYYYmmdd-HHMMSS>-<pid>`` of this kernel process (:func:`_session_id`), so each kernel
+    session starts a fresh file and two notebooks never share one. ``runs/`` is git-ignored.
     """
     env = os.environ.get(METRICS_ENV)
     if env:
         return Path(env)
     cwd = Path.cwd()
     base = _find_repo_root(cwd) or cwd
-    return base / "runs" / INTERACTIVE_DIR / _session_name() / METRICS_FILE
+    return base / "runs" / INTERACTIVE_DIR / _session_name() / _session_id() / METRICS_FILE
 
 
 def log_metrics(values: Mapping[str, Any] | None = None, /, **kwargs: Any) -> dict[str, Any]:
@@ -134,15 +167,17 @@ def log_metrics(values: Mapping[str, Any] | None = None, /, **kwargs: Any) -> di
     tensors and numpy arrays or scalars are converted with ``.item()`` / ``.tolist()``. They
     are merged (new values win) into the JSON file at ``$OTKIT_METRICS_PATH`` when that is set
     (the runner sets it to the run's ``metrics.json``), else into
-    ``runs/interactive/<notebook or "session">/metrics.json`` under the repository root (see
-    :func:`default_metrics_path`). The file is written atomically.
+    ``runs/interactive/<notebook or "session">/<session>/metrics.json`` under the repository
+    root, one per kernel session (see :func:`default_metrics_path`). The file is written
+    atomically, as standard JSON: non-finite floats are stored as the strings ``"inf"``,
+    ``"-inf"`` and ``"nan"`` (read back as floats by :func:`~otkit.runs.summarize`).
 
     Args:
         values: an optional mapping of metrics (for names that are not identifiers).
         **kwargs: metrics by name.
 
     Returns:
-        The merged content of the metrics file.
+        The merged content of the metrics file (non-finite values as floats).
 
     Example:
         >>> log_metrics(w2=0.123, n_iter=42, converged=True)  # doctest: +SKIP
@@ -163,7 +198,7 @@ def log_metrics(values: Mapping[str, Any] | None = None, /, **kwargs: Any) -> di
     merged: dict[str, Any] = {}
     if path.is_file():
         try:
-            existing = _read_json(path)
+            existing = _read_json(path, nonfinite=True)
         except (OSError, ValueError):
             existing = None
         if isinstance(existing, dict):

@@ -1,10 +1,12 @@
 """Run records read back from run folders; the terminal table and the HTML index."""
 
 
+import datetime as _dt
 import html
 import json
 import math
 import os
+import socket
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -17,9 +19,12 @@ from .files import (
     LOG_FILE,
     METRICS_FILE,
     PARAMS_FILE,
+    STALE_AFTER_S,
     STATUS_FILE,
     _atomic_write_text,
     _now,
+    _pid_alive,
+    _process_start,
     _read_json,
 )
 from .tables import text_table
@@ -33,13 +38,21 @@ class RunRecord:
         path: the run directory.
         notebook: the source notebook that was run.
         parameters: the parameters passed to papermill (``params.json``).
-        status: ``"ok"``, ``"failed"``, ``"interrupted"`` or ``"running"`` (still going, or the
-            process died), ``"unreadable"`` when ``status.json`` cannot be read.
+        status: ``"ok"``, ``"failed"``, ``"interrupted"``, ``"running"`` (its runner is alive, or
+            cannot be checked yet), ``"stale"`` (``status.json`` still says running but the
+            runner's process is gone: killed, or the machine went down), ``"unreadable"`` when
+            ``status.json`` cannot be read.
         duration_s: wall time of the execution in seconds (None while running).
         metrics: the notebook's metrics (``metrics.json``; empty when none were logged).
         error: the error for a failed run (``"ExcName: message (cell N)"``), else None.
         warnings: warnings from the run, e.g. parameters the notebook does not declare.
         started: ISO timestamp of the start.
+        host: the machine the runner ran on (None for runs recorded before this was kept).
+        pid: the runner's process id.
+        heartbeat: ISO timestamp of the runner's last sign of life (refreshed while running).
+        notebook_sha256: SHA-256 of the source notebook's bytes when the run started.
+        resumed: True when ``run_notebooks(resume=True)`` skipped this run and returned this
+            earlier, finished record instead.
     """
 
     path: Path
@@ -51,6 +64,11 @@ class RunRecord:
     error: str | None = None
     warnings: tuple[str, ...] = ()
     started: str | None = None
+    host: str | None = None
+    pid: int | None = None
+    heartbeat: str | None = None
+    notebook_sha256: str | None = None
+    resumed: bool = False
 
     @property
     def name(self) -> str:
@@ -72,6 +90,45 @@ class RunRecord:
         return self.status == "ok"
 
 
+def _age_s(timestamp: Any) -> float | None:
+    try:
+        then = _dt.datetime.fromisoformat(str(timestamp))
+    except (TypeError, ValueError):
+        return None
+    if then.tzinfo is None:
+        then = then.astimezone()
+    return (_now() - then).total_seconds()
+
+
+def _stale_reason(status: Mapping[str, Any]) -> str | None:
+    """Why a run whose ``status.json`` says ``running`` is not running any more (None: it may be).
+
+    On the runner's own host the PID is checked (and its process start time, so a reused PID
+    does not count); elsewhere, or where PIDs cannot be checked, a heartbeat older than
+    ``STALE_AFTER_S`` means the runner is gone. Runs recorded without runner details stay
+    ``running``.
+    """
+    runner = status.get("runner")
+    if not isinstance(runner, Mapping):
+        return None
+    pid, host = runner.get("pid"), runner.get("host")
+    where = f"pid {pid} on {host}"
+    if isinstance(pid, int) and host == socket.gethostname():
+        alive = _pid_alive(pid)
+        if alive is False:
+            return f"stale: the runner ({where}) is gone and the run never finished (killed?)"
+        if alive:
+            recorded = runner.get("process_start")
+            current = _process_start(pid) if recorded is not None else None
+            if recorded is not None and current is not None and current != recorded:
+                return f"stale: the runner ({where}) is gone (its PID now belongs to another process)"
+            return None
+    age = _age_s(status.get("heartbeat"))
+    if age is not None and age > STALE_AFTER_S:
+        return f"stale: no heartbeat from the runner ({where}) for {age:.0f} s"
+    return None
+
+
 def _record_from_dir(run_dir: Path) -> RunRecord | None:
     status_path = run_dir / STATUS_FILE
     if not status_path.is_file():
@@ -85,25 +142,37 @@ def _record_from_dir(run_dir: Path) -> RunRecord | None:
     params: Any = status.get("parameters", {})
     if (run_dir / PARAMS_FILE).is_file():
         try:
-            params = _read_json(run_dir / PARAMS_FILE)
+            params = _read_json(run_dir / PARAMS_FILE, nonfinite=True)
         except (OSError, ValueError):
             pass
     metrics: Any = {}
     if (run_dir / METRICS_FILE).is_file():
         try:
-            metrics = _read_json(run_dir / METRICS_FILE)
+            metrics = _read_json(run_dir / METRICS_FILE, nonfinite=True)
         except (OSError, ValueError):
             metrics = {}
+    state = str(status.get("status", "unknown"))
+    error = status.get("error")
+    if state == "running":
+        reason = _stale_reason(status)
+        if reason is not None:
+            state, error = "stale", reason
+    runner = status.get("runner") if isinstance(status.get("runner"), Mapping) else {}
+    pid = runner.get("pid")
     return RunRecord(
         path=run_dir,
         notebook=Path(status.get("notebook", "?")),
         parameters=params if isinstance(params, dict) else {},
-        status=str(status.get("status", "unknown")),
+        status=state,
         duration_s=status.get("duration_s"),
         metrics=metrics if isinstance(metrics, dict) else {},
-        error=status.get("error"),
+        error=error,
         warnings=tuple(status.get("warnings") or ()),
         started=status.get("started"),
+        host=runner.get("host"),
+        pid=pid if isinstance(pid, int) else None,
+        heartbeat=status.get("heartbeat"),
+        notebook_sha256=status.get("notebook_sha256"),
     )
 
 
@@ -197,7 +266,7 @@ th.group { cursor: default; text-align: center; }
 tr:nth-child(even) td { background: #fafafa; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 td.nw, td.num { white-space: nowrap; }
-.ok { color: #17692b; font-weight: 600; } .failed, .interrupted, .unreadable { color: #b3261e; font-weight: 600; }
+.ok { color: #17692b; font-weight: 600; } .failed, .interrupted, .stale, .unreadable { color: #b3261e; font-weight: 600; }
 .running { color: #8a6100; font-weight: 600; }
 .err { color: #b3261e; font-size: 12px; max-width: 40em; white-space: pre-wrap; }
 .warn { color: #8a6100; font-size: 12px; }
@@ -300,7 +369,7 @@ def write_index(runs_dir: str | os.PathLike[str] = "runs", records: Sequence[Run
         body.append("<tr>" + "".join(cells) + "</tr>")
 
     n_ok = sum(r.status == "ok" for r in records)
-    n_failed = sum(r.status in ("failed", "interrupted", "unreadable") for r in records)
+    n_failed = sum(r.status in ("failed", "interrupted", "stale", "unreadable") for r in records)
     page = f"""<!DOCTYPE html>
 <html lang="en">
 <head>

@@ -36,11 +36,13 @@ from otkit.runs import (
 )
 from otkit.runs.execute import _make_run_dir, _param_hash
 from otkit.runs.files import MAX_METRIC_ELEMENTS, _now
+from otkit.runs.metrics import _session_id
 
 NB_DIR = (Path(__file__).parents[1] / "fixtures" / "runner").resolve()
 METRICS_NB = NB_DIR / "metrics.ipynb"
 FAILING_NB = NB_DIR / "failing.ipynb"
 PLAIN_NB = NB_DIR / "plain.ipynb"
+WAITING_NB = NB_DIR / "waiting.ipynb"
 RUN_FILES = {"params.json", "metrics.json", "status.json", "log.txt"}
 
 
@@ -57,7 +59,7 @@ def _no_temp_files(run_dir: Path) -> bool:
 # ----------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("nb_path", [METRICS_NB, FAILING_NB, PLAIN_NB], ids=lambda p: p.name)
+@pytest.mark.parametrize("nb_path", [METRICS_NB, FAILING_NB, PLAIN_NB, WAITING_NB], ids=lambda p: p.name)
 def test_runner_notebooks_are_clean(nb_path):
     nb = _json(nb_path)
     code = [c for c in nb["cells"] if c["cell_type"] == "code"]
@@ -232,7 +234,7 @@ def test_log_metrics_by_hand_writes_under_repo_root(tmp_path, monkeypatch, fresh
 
     first = log_metrics(a=1, t=torch.tensor(2.5), label="x")
     merged = log_metrics(b=np.float32(0.25), arr=np.arange(3), flag=np.bool_(True), a=10)
-    target = repo / "runs" / "interactive" / "session" / "metrics.json"
+    target = repo / "runs" / "interactive" / "session" / _session_id() / "metrics.json"
     expected = {"a": 10, "t": 2.5, "label": "x", "b": 0.25, "arr": [0, 1, 2], "flag": True}
     assert first == {"a": 1, "t": 2.5, "label": "x"}
     assert merged == expected and _json(target) == expected
@@ -244,14 +246,14 @@ def test_log_metrics_by_hand_writes_under_repo_root(tmp_path, monkeypatch, fresh
     # Jupyter names the notebook in JPY_SESSION_NAME: one folder per notebook.
     monkeypatch.setenv("JPY_SESSION_NAME", str(repo / "notebooks" / "02_demo.ipynb"))
     log_metrics(w2=0.5)
-    assert _json(repo / "runs" / "interactive" / "02_demo" / "metrics.json") == {"w2": 0.5}
+    assert _json(repo / "runs" / "interactive" / "02_demo" / _session_id() / "metrics.json") == {"w2": 0.5}
 
 
 def test_log_metrics_without_repo_uses_current_dir(tmp_path, monkeypatch, fresh_metrics):
     (tmp_path / "pyproject.toml").write_text('[project]\nname = "other"\n')  # not otkit's
     monkeypatch.chdir(tmp_path)
     log_metrics(value=3)
-    assert _json(tmp_path / "runs" / "interactive" / "session" / "metrics.json") == {"value": 3}
+    assert _json(tmp_path / "runs" / "interactive" / "session" / _session_id() / "metrics.json") == {"value": 3}
 
 
 def test_log_metrics_with_env_var(tmp_path, monkeypatch, fresh_metrics):
