@@ -220,15 +220,20 @@ def widget_in_lab(notebook: str, widget: str, ready_stat: str, name: str,
 
 # ------------------------------------------------------------------ reading a widget's page
 
-
-def stat(page, widget: str, name: str) -> str:
-    """The ``data-value`` of the widget's ``.otkit-stat-<name>`` element."""
-    return page.get_attribute(f"{widget} .otkit-stat-{name}", "data-value")
-
-
-def computes(page, widget: str) -> int:
-    """How many computes the widget has finished (its status line's ``data-computes``)."""
-    return int(page.get_attribute(f"{widget} .otkit-status [data-computes]", "data-computes"))
+#: Plotly's drawn figure, read from the page: ``{attr: {trace name: value}}`` for each dotted
+#: trace attribute asked for (typed arrays as lists, also nested: a heatmap's z), with
+#: ``layout.meta`` as ``meta`` and the title's text as ``title``.
+_PLOT_JS = """([sel, attrs]) => {
+    const plot = document.querySelector(sel + ' .js-plotly-plot');
+    const plain = (v) => (Array.isArray(v) || ArrayBuffer.isView(v)) ? Array.from(v, plain) : v;
+    const get = (t, path) => path.split('.').reduce((o, k) => (o == null ? o : o[k]), t);
+    const out = {meta: plot.layout.meta, title: plot.layout.title && plot.layout.title.text};
+    for (const attr of attrs) {
+        out[attr] = {};
+        for (const t of plot._fullData) out[attr][t.name] = plain(get(t, attr));
+    }
+    return out;
+}"""
 
 
 def wait_for(page, condition, timeout_s: float, what: str) -> None:
@@ -238,3 +243,94 @@ def wait_for(page, condition, timeout_s: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
         page.wait_for_timeout(250)
+
+
+class WidgetPage:
+    """One otkit widget on a page, found by its CSS class ``widget`` (e.g. ``".otkit-lowrank"``).
+
+    What a browser test reads and does, through the stable hooks of ``widgets.base``: the
+    stats' ``data-value``, the status line's ``data-computes``, plotly's ``_fullData`` and
+    ``layout.meta``, the keyboard on a slider's handle.
+    """
+
+    def __init__(self, page, widget: str) -> None:
+        self.page, self.widget = page, widget
+
+    def stat(self, name: str) -> str:
+        """The ``data-value`` of the widget's ``.otkit-stat-<name>`` element."""
+        return self.page.get_attribute(f"{self.widget} .otkit-stat-{name}", "data-value")
+
+    def computes(self) -> int:
+        """How many computes the widget has finished (its status line's ``data-computes``)."""
+        return int(self.page.get_attribute(
+            f"{self.widget} .otkit-status [data-computes]", "data-computes"))
+
+    def plot(self, *attrs: str) -> dict:
+        """What plotly drew: ``{attr: {trace name: value}, "meta": ..., "title": ...}``.
+
+        ``attrs`` are dotted paths into plotly's full traces (``"x"``, ``"z"``,
+        ``"marker.size"``); with none, only ``meta`` and ``title`` are read.
+        """
+        return self.page.evaluate(_PLOT_JS, [self.widget, list(attrs)])
+
+    def meta(self) -> dict:
+        """The figure's ``layout.meta``: the numbers the widget drew."""
+        return self.plot()["meta"]
+
+    def count(self, selector: str) -> int:
+        """How many elements inside the widget match ``selector``."""
+        return self.page.locator(f"{self.widget} {selector}").count()
+
+    def click(self, selector: str) -> None:
+        self.page.click(f"{self.widget} {selector}")
+
+    def press(self, control: str, key: str, times: int = 1) -> None:
+        """Focus the slider ``.otkit-control-<control>``'s handle and press ``key`` ``times``."""
+        self.page.focus(f"{self.widget} .otkit-control-{control} .noUi-handle")
+        for _ in range(times):
+            self.page.keyboard.press(key)
+
+    def wait_for(self, condition, timeout_s: float, what: str) -> None:
+        wait_for(self.page, condition, timeout_s, what)
+
+    def wait_ready(self, timeout_s: float = 60) -> None:
+        """Wait for the status line to read ready (no compute pending or running)."""
+        self.page.wait_for_selector(f"{self.widget} .otkit-status-ready",
+                                    timeout=timeout_s * 1000)
+
+
+# ------------------------------------------------------------------ one scenario, two servers
+
+
+def in_voila_and_lab(notebook: str, widget: str, ready_stat: str, *,
+                     timeout_ms: int = 120_000, lab_timeout_ms: int | None = None,
+                     one_thread_kernels: bool = True):
+    """Decorator: the scenario ``test_x(w)`` becomes the tests ``test_x[voila]`` and
+    ``test_x[lab]``, marked ``browser`` and ``slow``.
+
+    Each opens ``notebook`` (as a Voilà app, or run all in JupyterLab: :func:`widget_in_voila`,
+    :func:`widget_in_lab`), waits for ``widget`` to draw its ``ready_stat`` stat and its plot
+    within ``timeout_ms`` (``lab_timeout_ms`` in Lab, if given), then calls the scenario with
+    a :class:`WidgetPage`. A failure keeps the screenshot ``<server>-<widget>.png``. With
+    ``one_thread_kernels`` the kernels run on one thread (conftest's fixture).
+    """
+
+    def decorate(scenario):
+        def test(server: str) -> None:
+            opened, limit = (
+                (widget_in_voila, timeout_ms) if server == "voila"
+                else (widget_in_lab, lab_timeout_ms or timeout_ms)
+            )
+            name = f"{server}-{widget.removeprefix('.otkit-')}"
+            with opened(notebook, widget, ready_stat, name, timeout_ms=limit) as page:
+                scenario(WidgetPage(page, widget))
+
+        # not functools.wraps: pytest would read the scenario's signature through __wrapped__
+        for attr in ("__name__", "__qualname__", "__doc__", "__module__"):
+            setattr(test, attr, getattr(scenario, attr))
+        test = pytest.mark.parametrize("server", ["voila", "lab"])(test)
+        if one_thread_kernels:
+            test = pytest.mark.usefixtures("one_thread_kernels")(test)
+        return pytest.mark.slow(pytest.mark.browser(test))
+
+    return decorate

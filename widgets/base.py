@@ -49,11 +49,15 @@ from collections.abc import Callable, Hashable
 from typing import Any
 
 import ipywidgets as ipw
+import plotly.graph_objects as go
 
 from otkit.sinkhorn import ConvergenceWarning
-from otkit.validation import check_count
+from otkit.validation import check_choice, check_count
 
-__all__ = ["InteractiveFigure", "FitCache", "recorded_warnings", "unique_messages", "RECORDED_WARNINGS"]
+__all__ = [
+    "InteractiveFigure", "FitCache", "recorded_warnings", "unique_messages", "RECORDED_WARNINGS",
+    "figure_widget",
+]
 
 log = logging.getLogger(__name__)
 
@@ -327,6 +331,53 @@ class InteractiveFigure:
 
 
 # ------------------------------------------------------------------ shared by widgets
+
+#: The widgets' figure margins (px); a widget overrides single sides.
+MARGIN = {"l": 60, "r": 30, "t": 80, "b": 40}
+
+#: Where a widget's legend stands: a row under the plots, a row over them, or inside the
+#: top-right corner of the plotting area.
+LEGENDS = {
+    "below": {"orientation": "h", "yanchor": "top", "y": -0.1, "x": 0.0},
+    "above": {"orientation": "h", "yanchor": "bottom", "y": 1.06, "x": 0.0},
+    "corner": {"x": 1.0, "y": 1.0, "xanchor": "right"},
+}
+
+
+def figure_widget(fig: go.Figure, title: str, *, height: int, margin: dict | None = None,
+                  legend: str | None = "below", **layout) -> go.FigureWidget:
+    """``fig`` with the widgets' common layout, as the ``FigureWidget`` ``make_figure`` returns.
+
+    Every widget's figure is white (``plotly_white``), ``height`` px high, with a centred
+    ``title`` (a placeholder until the first draw sets ``layout.title.text``) and the
+    :data:`MARGIN` margins, single sides overridden by ``margin``. ``legend`` is a key of
+    :data:`LEGENDS`, or ``None`` for no legend. ``layout`` goes to ``update_layout`` as is
+    (e.g. ``barmode="group"``, or ``legend_y=-0.14`` to move a legend under taller axes).
+    """
+    check_choice("legend", legend, (*LEGENDS, None))
+    if legend is None:
+        layout = {"showlegend": False, **layout}
+    else:
+        layout = {"legend": dict(LEGENDS[legend]), **layout}
+    fig.update_layout(
+        height=height, margin={**MARGIN, **(margin or {})}, template="plotly_white",
+        title={"text": title, "x": 0.5, "xanchor": "center"}, **layout,
+    )
+    return go.FigureWidget(fig)
+
+
+def _stat(name: str, label: str, value, text: str, title: str = "") -> str:
+    """One stat of a widget's stats line: ``<span class="otkit-stat otkit-stat-<name>">``.
+
+    ``data-value`` holds ``value`` for tests and scripts to read; the page shows ``label``
+    and ``text`` in bold; ``title`` (if any) is the hover text.
+    """
+    attr = f' title="{html.escape(title)}"' if title else ""
+    return (
+        f'<span class="otkit-stat otkit-stat-{name}" data-value="{html.escape(str(value))}"{attr}>'
+        f"{label} <b>{html.escape(text)}</b></span>"
+    )
+
 
 #: Warnings a widget shows in its stats instead of letting them escape to the page.
 RECORDED_WARNINGS = (ConvergenceWarning, RuntimeWarning)

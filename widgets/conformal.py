@@ -59,8 +59,14 @@ from otkit.conformal.data import (
 )
 from otkit.validation import check_count, check_positive, check_probability
 
-from .base import FitCache, InteractiveFigure, recorded_warnings, unique_messages
-from .flows import _stat
+from .base import (
+    FitCache,
+    InteractiveFigure,
+    _stat,
+    figure_widget,
+    recorded_warnings,
+    unique_messages,
+)
 
 __all__ = [
     "METHODS",
@@ -453,13 +459,7 @@ class ConformalExplorer(InteractiveFigure):
         ))
         fig.update_xaxes(title_text="y₁")
         fig.update_yaxes(title_text="y₂", scaleanchor="x", scaleratio=1)
-        fig.update_layout(
-            height=560, margin={"l": 60, "r": 30, "t": 80, "b": 40}, template="plotly_white",
-            legend={"orientation": "h", "yanchor": "top", "y": -0.1, "x": 0.0},
-            title={"text": "conformal region …", "x": 0.5, "xanchor": "center"},
-        )
-        widget = go.FigureWidget(fig)
-        return widget
+        return figure_widget(fig, "conformal region …", height=560)
 
     def compute(self, **params) -> ConformalState:
         return compute_conformal(**params, cache=self.cache, **self.compute_options)

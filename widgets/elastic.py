@@ -29,9 +29,9 @@ from plotly.subplots import make_subplots
 from otkit.elastic import elastic_cost, sparse_shift_problem
 from otkit.elastic.study import MOVED
 from otkit.sinkhorn import sinkhorn
+from otkit.validation import check_choice
 
-from .base import FitCache, InteractiveFigure
-from .flows import _stat
+from .base import FitCache, InteractiveFigure, _stat, figure_widget
 
 __all__ = ["LAMS", "REGULARIZERS", "FIT_CACHE", "ElasticFit", "ElasticState", "compute_elastic",
            "ElasticExplorer"]
@@ -100,10 +100,10 @@ def _cached_fit(regularizer: str, lam: float, seed: int) -> tuple[ElasticFit, bo
 
 def compute_elastic(regularizer: str = "l1", lam: float = 1.0, *, seed: int = 0) -> ElasticState:
     """The map of ``regularizer`` at ``lam`` (one of :data:`LAMS`) and both trade-off curves."""
-    if regularizer not in REGULARIZERS:
-        raise ValueError(f"regularizer must be one of {REGULARIZERS}, got {regularizer!r}")
-    if isinstance(lam, bool) or lam not in LAMS:
-        raise ValueError(f"lam must be one of {LAMS} in the widget, got {lam!r}")
+    check_choice("regularizer", regularizer, REGULARIZERS)
+    if isinstance(lam, bool):  # True == 1.0 would pass for a value of the grid
+        raise TypeError(f"lam must be a number, one of {LAMS} in the widget, got {lam!r}")
+    check_choice("lam", lam, LAMS)
     fit, cached = _cached_fit(regularizer, float(lam), seed)
     curves = {r: tuple(_cached_fit(r, v, seed)[0] for v in LAMS) for r in REGULARIZERS}
     return ElasticState(fit, curves, _problem(seed)[3], cached)
@@ -154,11 +154,8 @@ class ElasticExplorer(InteractiveFigure):
         fig.update_yaxes(autorange="reversed", row=1, col=1)
         fig.update_xaxes(title_text="fraction of coordinates moved", range=[0, 1.05], row=1, col=2)
         fig.update_yaxes(title_text="error to δ (normalized)", row=1, col=2)
-        fig.update_layout(height=420, margin={"l": 60, "r": 20, "t": 80, "b": 50},
-                          template="plotly_white",
-                          legend={"x": 1.0, "y": 1.0, "xanchor": "right"},
-                          title={"text": "elastic map …", "x": 0.5, "xanchor": "center"})
-        return go.FigureWidget(fig)
+        return figure_widget(fig, "elastic map …", height=420, margin={"r": 20, "b": 50},
+                             legend="corner")
 
     def compute(self, **params) -> ElasticState:
         state = compute_elastic(params["regularizer"], params["lam"], seed=self.seed)

@@ -29,7 +29,6 @@ line has spans ``.otkit-stat-entropy``, ``.otkit-stat-marginal-error``,
 
 from __future__ import annotations
 
-import html
 import math
 import time
 import warnings
@@ -42,8 +41,9 @@ from plotly.subplots import make_subplots
 
 import otkit
 from otkit.data import TWO_CLOUD_KINDS, two_clouds
+from otkit.validation import check_choice
 
-from .base import InteractiveFigure
+from .base import InteractiveFigure, _stat, figure_widget
 
 __all__ = [
     "SharpnessState", "compute_sharpness", "SharpnessExplorer", "BACKEND_CHOICES", "TRACE_NAMES",
@@ -165,8 +165,7 @@ def compute_sharpness(
     Non-convergence does not raise: it is reported in ``converged`` and ``warnings``. Bad
     arguments raise ``ValueError`` from :mod:`otkit.data` or :func:`otkit.sinkhorn`.
     """
-    if backend not in BACKEND_CHOICES:
-        raise ValueError(f"backend must be one of {BACKEND_CHOICES}, got {backend!r}")
+    check_choice("backend", backend, BACKEND_CHOICES)
     x, y = two_clouds(n, m, kind, seed=int(seed))
     n, m = x.shape[0], y.shape[0]
     start = time.perf_counter()
@@ -345,13 +344,8 @@ class SharpnessExplorer(InteractiveFigure):
         fig.update_yaxes(title_text="x₂", scaleanchor="x", scaleratio=1, row=1, col=1)
         fig.update_xaxes(title_text="target, sorted", row=1, col=2)
         fig.update_yaxes(title_text="source, sorted", autorange="reversed", row=1, col=2)
-        fig.update_layout(
-            height=460, margin=dict(l=50, r=30, t=80, b=50), template="plotly_white",
-            legend=dict(orientation="h", yanchor="bottom", y=1.06, x=0.0),
-            title=dict(text="renormalized entropy …", x=0.5, xanchor="center"),
-        )
-        widget = go.FigureWidget(fig)
-        return widget
+        return figure_widget(fig, "renormalized entropy …", height=460,
+                             margin={"l": 50, "b": 50}, legend="above")
 
     def compute(self, **params) -> SharpnessState:
         return compute_sharpness(**params, **self.compute_options)
@@ -413,14 +407,6 @@ class SharpnessExplorer(InteractiveFigure):
             "time_s": state.time_s,
         }
         self.stats.value = _stats_html(state)
-
-
-def _stat(name: str, label: str, value, text: str, title: str = "") -> str:
-    attr = f' title="{html.escape(title)}"' if title else ""
-    return (
-        f'<span class="otkit-stat otkit-stat-{name}" data-value="{html.escape(str(value))}"{attr}>'
-        f"{label} <b>{html.escape(text)}</b></span>"
-    )
 
 
 def _stats_html(state: SharpnessState) -> str:

@@ -47,8 +47,7 @@ import otkit
 from otkit.data import clouds_with_outliers
 from otkit.validation import check_count, check_probability, check_tau
 
-from .base import FitCache, InteractiveFigure, recorded_warnings
-from .flows import _stat
+from .base import FitCache, InteractiveFigure, _stat, figure_widget, recorded_warnings
 
 __all__ = [
     "N_OPTIONS", "TRACE_NAMES", "LowRankExplorer", "LowRankState", "compute_lowrank",
@@ -296,13 +295,7 @@ class LowRankExplorer(InteractiveFigure):
         ))
         fig.update_xaxes(title_text="first coordinate")
         fig.update_yaxes(title_text="second coordinate", scaleanchor="x", scaleratio=1)
-        fig.update_layout(
-            height=600, margin={"l": 60, "r": 30, "t": 80, "b": 40}, template="plotly_white",
-            legend={"orientation": "h", "yanchor": "top", "y": -0.1, "x": 0.0},
-            title={"text": "low-rank OT …", "x": 0.5, "xanchor": "center"},
-        )
-        widget = go.FigureWidget(fig)
-        return widget
+        return figure_widget(fig, "low-rank OT …", height=600)
 
     def compute(self, **params) -> LowRankState:
         key = tuple(sorted({**params, **self.compute_options}.items()))

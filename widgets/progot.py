@@ -49,10 +49,9 @@ from otkit.progot import (
     epsilon_schedule,
     progot,
 )
-from otkit.validation import check_positive
+from otkit.validation import check_choice, check_positive
 
-from .base import InteractiveFigure
-from .flows import _stat
+from .base import InteractiveFigure, _stat, figure_widget
 
 __all__ = [
     "ProgOTState", "compute_progot", "ProgOTExplorer", "EPSILON_MODES", "TRACE_NAMES",
@@ -149,12 +148,6 @@ def _check_int(name: str, value: object, minimum: int) -> int:
     return value
 
 
-def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> str:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
-    return value
-
-
 def compute_progot(
     *,
     n: int = 256,
@@ -189,9 +182,9 @@ def compute_progot(
     n, n_test = _check_int("n", n, 3), _check_int("n_test", n_test, 2)
     num_steps = _check_int("num_steps", num_steps, 1)
     seed = _check_int("seed", seed, 0)
-    alpha = _check_choice("alpha", alpha, ALPHA_SCHEDULES)
-    epsilon_mode = _check_choice("epsilon_mode", epsilon_mode, EPSILON_MODES)
-    kind = _check_choice("kind", kind, GROUND_TRUTH_MAPS)
+    alpha = check_choice("alpha", alpha, ALPHA_SCHEDULES)
+    epsilon_mode = check_choice("epsilon_mode", epsilon_mode, EPSILON_MODES)
+    kind = check_choice("kind", kind, GROUND_TRUTH_MAPS)
     epsilon_start = check_positive("epsilon_start", epsilon_start)
     epsilon_end = check_positive("epsilon_end", epsilon_end)
 
@@ -415,13 +408,8 @@ class ProgOTExplorer(InteractiveFigure):
                          showgrid=False, tickformat=".2g", secondary_y=False, **schedules)
         fig.update_xaxes(title_text="x₁", row=1, col=2)
         fig.update_yaxes(title_text="x₂", scaleanchor="x2", scaleratio=1, row=1, col=2)
-        fig.update_layout(
-            height=540, margin=dict(l=60, r=30, t=90, b=40), template="plotly_white",
-            barmode="group", legend=dict(orientation="h", yanchor="top", y=-0.14, x=0.0),
-            title=dict(text="map error …", x=0.5, xanchor="center"),
-        )
-        widget = go.FigureWidget(fig)
-        return widget
+        return figure_widget(fig, "map error …", height=540, margin={"t": 90}, legend_y=-0.14,
+                             barmode="group")
 
     def compute(self, **params) -> ProgOTState:
         return compute_progot(**params, **self.compute_options)

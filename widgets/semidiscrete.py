@@ -53,10 +53,9 @@ from otkit.costs import get_cost
 from otkit.data import half_annulus
 from otkit.flows.distributions import StandardNormal
 from otkit.semidiscrete import SemidiscreteResult, assign, chi2_error, semidiscrete
-from otkit.validation import check_count, check_positive
+from otkit.validation import check_choice, check_count, check_positive
 
-from .base import FitCache, InteractiveFigure
-from .flows import _stat
+from .base import FitCache, InteractiveFigure, _stat, figure_widget
 
 __all__ = [
     "EPSILON_OPTIONS", "N_TARGET_OPTIONS", "TRACE_NAMES", "TRAINING_CACHE", "LaguerreExplorer",
@@ -237,8 +236,8 @@ def compute_laguerre_training(
 
     The targets are ``half_annulus(n_targets, inner, outer, seed=seed)`` in float64 with
     uniform weights b = 1/N; the training is ``semidiscrete(StandardNormal(2), y,
-    epsilon=epsilon, num_iterations=num_iterations, lr=lr, batch_size=batch_size,
-    check_every=num_iterations // snapshots, seed=seed, callback=...)`` (plain SGD, EMA
+    epsilon=epsilon, steps=num_iterations, lr=lr, batch_size=batch_size,
+    check_every=num_iterations // snapshots, generator=seed, callback=...)`` (plain SGD, EMA
     0.99), keeping the potential at every check; g = 0 is added as the snapshot of step 0.
     Each snapshot's cell masses and χ² are measured on one fixed sample of :data:`N_EVAL`
     noise points (seeded ``seed + 1000003``, apart from the training's draws).
@@ -307,8 +306,8 @@ def _train(*, n_targets, inner, outer, epsilon, num_iterations, lr, batch_size, 
     b = torch.full((n_targets,), 1.0 / n_targets, dtype=torch.float64)
     kept: list[tuple[int, torch.Tensor]] = [(0, torch.zeros_like(b))]
     result = semidiscrete(
-        StandardNormal(2), y, b, epsilon=epsilon, num_iterations=num_iterations,
-        batch_size=batch_size, lr=lr, check_every=num_iterations // snapshots, seed=seed,
+        StandardNormal(2), y, b, epsilon=epsilon, steps=num_iterations,
+        batch_size=batch_size, lr=lr, check_every=num_iterations // snapshots, generator=seed,
         callback=lambda step, g: kept.append((step, g.detach().clone())),
     )
     steps = tuple(step for step, _ in kept)
@@ -436,8 +435,9 @@ class LaguerreExplorer(InteractiveFigure):
         for name, value, choices in (("epsilon", epsilon, EPSILON_OPTIONS),
                                      ("n_targets", n_targets, N_TARGET_OPTIONS),
                                      ("step", step, tuple(range(len(self.steps))))):
-            if isinstance(value, bool) or value not in choices:
-                raise ValueError(f"{name} must be one of {choices} in the widget, got {value!r}")
+            if isinstance(value, bool):  # True == 1 would pass for a choice
+                raise TypeError(f"{name} must be a number, one of {choices}, got {value!r}")
+            check_choice(name, value, choices)
         self.cells_cache = FitCache(cache_size)  # before the base's __init__, which computes
         self.cached = False
         super().__init__(
@@ -514,12 +514,8 @@ class LaguerreExplorer(InteractiveFigure):
         fig.update_xaxes(title_text="targets, by radius", type="category", showticklabels=False,
                          row=1, col=2)
         fig.update_yaxes(title_text="share of the noise", row=1, col=2)
-        fig.update_layout(
-            height=560, margin={"l": 60, "r": 30, "t": 90, "b": 50}, template="plotly_white",
-            showlegend=False, bargap=0.15,
-            title={"text": "Laguerre cells …", "x": 0.5, "xanchor": "center"},
-        )
-        return go.FigureWidget(fig)
+        return figure_widget(fig, "Laguerre cells …", height=560, margin={"t": 90, "b": 50},
+                             legend=None, bargap=0.15)
 
     def compute(self, **params) -> LaguerreState:
         step = params.pop("step")

@@ -33,9 +33,9 @@ import torch
 from plotly.subplots import make_subplots
 
 from otkit.steering import Intervention, check_strength, fit_act, fit_lineas
+from otkit.validation import check_choice
 
-from .base import FitCache, InteractiveFigure
-from .flows import _stat
+from .base import FitCache, InteractiveFigure, _stat, figure_widget
 
 __all__ = [
     "METHODS", "STRENGTHS", "FIT_CACHE", "SteeringCurves", "SteeringState",
@@ -102,9 +102,7 @@ class SteeringState:
 
 
 def _check_method(method: object) -> str:
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    return method  # type: ignore[return-value]
+    return check_choice("method", method, METHODS)  # type: ignore[return-value]
 
 
 def fit_intervention(task, method: str) -> Intervention:
@@ -144,8 +142,7 @@ def compute_steering(
     method = _check_method(method)
     strength = check_strength(strength)
     grid = tuple(float(check_strength(s, "strengths")) for s in strengths)
-    if strength not in grid:
-        raise ValueError(f"strength must be one of the grid {grid}, got {strength}")
+    check_choice("strength", strength, grid)
     curves, cached = FIT_CACHE.get((id(task), method, grid), lambda: _curves(task, method, grid))
     samples = task.samples(curves.intervention, strength, count=count)
     prompts: tuple[str, ...] = ()
@@ -177,11 +174,9 @@ class SteeringExplorer(InteractiveFigure):
         self.methods = tuple(_check_method(m) for m in methods)
         if not self.methods:
             raise ValueError("methods is empty")
-        if method not in self.methods:
-            raise ValueError(f"method must be one of {self.methods}, got {method!r}")
+        check_choice("method", method, self.methods)
         self.strengths = tuple(float(check_strength(s, "strengths")) for s in strengths)
-        if check_strength(strength) not in self.strengths:
-            raise ValueError(f"strength must be one of {self.strengths}, got {strength}")
+        check_choice("strength", check_strength(strength), self.strengths)
         self.count = count
         self.cached = False
         super().__init__(debounce_ms=debounce_ms, disable_while_busy=disable_while_busy,
@@ -219,10 +214,8 @@ class SteeringExplorer(InteractiveFigure):
             fig.update_xaxes(title_text="strength λ", range=[-0.05, 1.05], row=1, col=col)
         fig.update_xaxes(visible=False, row=1, col=3)
         fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x3", row=1, col=3)
-        fig.update_layout(height=380, margin={"l": 60, "r": 20, "t": 80, "b": 50},
-                          template="plotly_white", showlegend=False,
-                          title={"text": "steering …", "x": 0.5, "xanchor": "center"})
-        return go.FigureWidget(fig)
+        return figure_widget(fig, "steering …", height=380, margin={"r": 20, "b": 50},
+                             legend=None)
 
     def compute(self, **params) -> SteeringState:
         state = compute_steering(self.task, params["method"], params["strength"],

@@ -13,7 +13,7 @@ in K steps. Starting from x⁽⁰⁾ = x, step k = 1..K
 A new point follows the same recursion with the stored potentials, so the fitted clouds and
 the out-of-sample map agree on the training points at every step. (OTT-JAX's fit loop, since
 May 2025, displaces from the original x⁽⁰⁾ instead, so its fit and its ``transport`` disagree
-from step 2 on; ``tests/test_progot.py`` would catch that.) The coupling estimate is the last
+from step 2 on; ``tests/progot/test_solver.py`` would catch that.) The coupling estimate is the last
 step's plan, indexed by the original points i and the targets j.
 
 Step sizes (the paper's §4; progress t_k = 1 − Π_{l≤k}(1 − α_l), t_0 = 0):
@@ -50,7 +50,13 @@ from ..sinkhorn import (
     resolve_epsilon,
     sinkhorn,
 )
-from ..validation import check_cloud, check_clouds, check_positive, check_weights
+from ..validation import (
+    check_choice,
+    check_cloud,
+    check_clouds,
+    check_positive,
+    check_weights,
+)
 
 __all__ = [
     "progot",
@@ -99,14 +105,13 @@ def alpha_schedule(kind: str | Sequence[float] | torch.Tensor, num_steps: int) -
     """
     k_steps = _check_num_steps(num_steps)
     if isinstance(kind, str):
+        check_choice("alpha", kind, ALPHA_SCHEDULES)
         k = torch.arange(1, k_steps + 1, dtype=torch.float64)
         if kind == "lin":
             return 1.0 / (k_steps - k + 1)
         if kind == "quad":
             return (2 * k + 1) / ((k_steps + 1) ** 2 - k**2)
-        if kind == "exp":
-            return torch.full((k_steps,), math.exp(-1.0), dtype=torch.float64)
-        raise ValueError(f"alpha must be one of {ALPHA_SCHEDULES} or a tensor of steps, got {kind!r}")
+        return torch.full((k_steps,), math.exp(-1.0), dtype=torch.float64)  # "exp"
     alphas = _as_schedule("alpha", kind)
     if alphas.numel() != k_steps:
         raise ValueError(f"alpha has {alphas.numel()} values but num_steps is {k_steps}")

@@ -3,7 +3,7 @@
 The state must agree with otkit.conformal called directly on the same toy splits; coverage
 must sit near 1 − α, volumes must match their closed forms, boundaries must trace the level
 set {S = q̂}, and α or x must never refit. The widget is driven with ``set`` and read back from
-its figure (the real-browser test is test_browser_conformal.py).
+its figure (the real-browser test is test_browser.py).
 """
 
 from __future__ import annotations

@@ -44,10 +44,12 @@ def test_the_explorer_draws_its_state():
     assert explorer.error is None
 
 
-@pytest.mark.parametrize(("kwargs", "name"), [({"lam": 0.3}, "lam"), ({"regularizer": "l2"}, "regularizer"),
-                                              ({"lam": True}, "lam")])
-def test_bad_arguments_raise(kwargs, name):
-    with pytest.raises(ValueError, match=name):
+@pytest.mark.parametrize(("kwargs", "error", "name"), [
+    ({"lam": 0.3}, ValueError, "lam"), ({"regularizer": "l2"}, ValueError, "regularizer"),
+    ({"lam": True}, TypeError, "lam"),
+])
+def test_bad_arguments_raise(kwargs, error, name):
+    with pytest.raises(error, match=name):
         compute_elastic(**kwargs)
-    with pytest.raises(ValueError, match=name):
+    with pytest.raises(error, match=name):
         ElasticExplorer(**kwargs)

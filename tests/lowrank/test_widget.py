@@ -3,7 +3,7 @@
 The state must agree with otkit.lowrank called directly on the same toy; balanced OT must send
 the outliers exactly their share outlier_fraction / (1 + outlier_fraction) of the mass, and
 τ = 0.9 almost none, with a smaller barycentric error; the widget is driven with ``set`` and
-read back from its figure (the real-browser test is test_browser_lowrank.py).
+read back from its figure (the real-browser test is test_browser.py).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 The state must agree with :func:`otkit.progot` called directly on the same samples; the widget
 is driven with ``set`` and read back from its figure (the real-browser test is
-test_browser_progot.py).
+test_browser.py).
 """
 
 from __future__ import annotations

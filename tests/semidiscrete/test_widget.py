@@ -4,7 +4,7 @@ The training must be otkit.semidiscrete's (same potential, same χ² checks); tr
 shrink the χ² error and the cells' mass error; at step 0 (g = 0) the cells are the Voronoi
 cells of the targets; trainings are cached by argument; the widget is driven with ``set`` and
 its step slider, and read back from its figure (the real-browser test is
-test_browser_laguerre.py).
+test_browser.py).
 """
 
 from __future__ import annotations
@@ -62,8 +62,8 @@ def test_training_is_otkits_semidiscrete_with_snapshots(trainings):
     torch.testing.assert_close(training.b, torch.full((16,), 1 / 16, dtype=torch.float64))
 
     seen = []
-    direct = semidiscrete(StandardNormal(2), y, epsilon=0.0, num_iterations=1500, lr=0.1,
-                          batch_size=128, check_every=500, seed=1,
+    direct = semidiscrete(StandardNormal(2), y, epsilon=0.0, steps=1500, lr=0.1,
+                          batch_size=128, check_every=500, generator=1,
                           callback=lambda step, g: seen.append((step, g)))
     assert training.potentials.shape == (4, 16)
     assert torch.equal(training.potentials[0], torch.zeros(16, dtype=torch.float64))
