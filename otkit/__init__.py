@@ -16,7 +16,7 @@ plan is P_ij = a_i b_j exp((f_i + g_j − C_ij)/ε) (see the README).
 
 from . import _moved, costs, gaussian
 from .conformal import OTCP
-from .costs import Cost, Dot, Euclidean, SqEuclidean
+from .costs import Cost, Dot, Euclidean, SqEuclidean, TranslationInvariantCost
 from .exact import EMDResult, emd
 from .lowrank import LowRankResult, lowrank
 from .progot import ProgOTResult, progot
@@ -43,6 +43,7 @@ __all__ = [
     "costs",
     "gaussian",
     "Cost",
+    "TranslationInvariantCost",
     "SqEuclidean",
     "Euclidean",
     "Dot",

@@ -11,6 +11,12 @@ Conventions (see the README's table): the squared Euclidean cost is
 as in GeomLoss and the elastic-cost papers (Cuturi, Klein and Ablin 2023), so its entropic
 map is the barycentric projection and its Monge map between Gaussians is the usual affine
 map. POT and OTT-JAX use ‖x − y‖²: their costs and epsilons are twice ours.
+
+A :class:`TranslationInvariantCost` c(x, y) = h(x − y), h strictly convex, also exposes h, ∇h
+and ∇h*: its Monge map is T(x) = x − ∇h*(∇f(x)) (Gangbo and McCann 1996), and
+:mod:`otkit.maps` estimates it from an entropic solution. :class:`SqEuclidean` is one
+(h = ½‖z‖², ∇h = ∇h* = identity); :class:`Euclidean` is translation invariant too (its clouds
+may be centred) but ‖z‖ has no invertible gradient, so it stays a plain :class:`Cost`.
 """
 
 from __future__ import annotations
@@ -20,7 +26,10 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["Cost", "SqEuclidean", "Euclidean", "Dot", "get_cost"]
+__all__ = ["Cost", "TranslationInvariantCost", "SqEuclidean", "Euclidean", "Dot", "get_cost"]
+
+# Elements of a [band, m, d] difference tensor held at once (32 MB in float64).
+_DIFF_BUDGET = 2**22
 
 
 @dataclass(frozen=True)
@@ -62,12 +71,73 @@ class Cost:
 
 
 @dataclass(frozen=True)
-class SqEuclidean(Cost):
-    """c(x, y) = ½ ‖x − y‖², computed as ½‖x‖² + ½‖y‖² − ⟨x, y⟩ (one matrix product)."""
+class TranslationInvariantCost(Cost):
+    """c(x, y) = h(x − y) with h strictly convex and ∇h invertible, (∇h)⁻¹ = ∇h*.
+
+    For such a cost the Monge map is T(x) = x − ∇h*(∇f(x)) (Gangbo and McCann 1996), and its
+    entropic estimator (Pooladian and Niles-Weed 2021; Cuturi, Klein and Ablin 2023, Prop. 2)
+
+        T(x) = x − ∇h*( Σ_j p_j(x) ∇h(x − y_j) ),   p_j(x) ∝ b_j exp((g_j − h(x − y_j))/ε),
+
+    is :func:`otkit.maps.entropic_map`, which ``SinkhornResult.transport`` runs. Subclasses
+    implement :meth:`h`, :meth:`grad_h` and :meth:`grad_h_conjugate` on the last axis of
+    ``[..., d]`` tensors, and may override :meth:`h_and_grad_h` (shared work) and
+    :meth:`pairwise` (a faster cost matrix than h on every difference). Set ``symmetric``
+    when h is even.
+    """
+
+    name = "translation_invariant"
+    translation_invariant = True
+    #: ∇h is linear (h quadratic): Σ_j p_j ∇h(x − y_j) = ∇h(x − Σ_j p_j y_j), so the map needs
+    #: only the barycentre Σ_j p_j y_j and never the [band, block, d] differences.
+    linear_gradient = False
+
+    def h(self, z: torch.Tensor) -> torch.Tensor:
+        """h(z), ``[..., d]`` → ``[...]``."""
+        raise NotImplementedError
+
+    def grad_h(self, z: torch.Tensor) -> torch.Tensor:
+        """∇h(z) (a subgradient where h is not differentiable), ``[..., d]`` → ``[..., d]``."""
+        raise NotImplementedError
+
+    def grad_h_conjugate(self, w: torch.Tensor) -> torch.Tensor:
+        """∇h*(w), the inverse of :meth:`grad_h`, ``[..., d]`` → ``[..., d]``."""
+        raise NotImplementedError
+
+    def h_and_grad_h(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(h(z) [...], ∇h(z) [..., d])`` together, for the map's ``[band, block, d]``
+        differences; subclasses share work between the two."""
+        return self.h(z), self.grad_h(z)
+
+    def pairwise(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """``C[i, j] = h(x_i − y_j)``, ``[n, m]``, in bands so ``[band, m, d]`` stays small."""
+        out = torch.empty(x.shape[0], y.shape[0], dtype=x.dtype, device=x.device)
+        band = max(1, _DIFF_BUDGET // max(1, y.shape[0] * x.shape[1]))
+        for start in range(0, x.shape[0], band):
+            out[start : start + band] = self.h(x[start : start + band, None, :] - y[None, :, :])
+        return out
+
+
+@dataclass(frozen=True)
+class SqEuclidean(TranslationInvariantCost):
+    """c(x, y) = ½ ‖x − y‖², computed as ½‖x‖² + ½‖y‖² − ⟨x, y⟩ (one matrix product).
+
+    h(z) = ½‖z‖², ∇h(z) = z, ∇h*(w) = w: its entropic map x − ∇h*(Σ_j p_j ∇h(x − y_j)) is the
+    barycentric projection Σ_j p_j y_j.
+    """
 
     name = "sqeuclidean"
     symmetric = True
-    translation_invariant = True
+    linear_gradient = True
+
+    def h(self, z: torch.Tensor) -> torch.Tensor:
+        return 0.5 * (z * z).sum(-1)
+
+    def grad_h(self, z: torch.Tensor) -> torch.Tensor:
+        return z
+
+    def grad_h_conjugate(self, w: torch.Tensor) -> torch.Tensor:
+        return w
 
     def pairwise(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         # The expansion loses digits far from the origin; callers centre clouds first.
@@ -87,7 +157,11 @@ class SqEuclidean(Cost):
 
 @dataclass(frozen=True)
 class Euclidean(Cost):
-    """c(x, y) = ‖x − y‖."""
+    """c(x, y) = ‖x − y‖.
+
+    Translation invariant, but ∇‖z‖ = z/‖z‖ is not invertible: not a
+    :class:`TranslationInvariantCost`, and its ``transport`` is the barycentric projection.
+    """
 
     name = "euclidean"
     symmetric = True

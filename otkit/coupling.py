@@ -188,7 +188,10 @@ class CouplingMethods:
             )
         return v.to(self.a.dtype)
 
-    def _check_points(self, name: str, points: torch.Tensor) -> torch.Tensor:
+    def check_points(self, name: str, points: torch.Tensor) -> torch.Tensor:
+        """New points ``[k, d]`` for an out-of-sample map (``d`` of the fitted clouds), on the
+        fit's device and without NaN or inf, cast to its dtype; ``name`` is the argument's,
+        for the error message."""
         d = self.geometry.x.shape[1]
         if not isinstance(points, torch.Tensor) or points.ndim != 2 or points.shape[1] != d:
             got = tuple(points.shape) if isinstance(points, torch.Tensor) else type(points).__name__
@@ -198,7 +201,6 @@ class CouplingMethods:
         if not torch.isfinite(points).all():
             raise ValueError(f"{name} contains NaN or inf values")
         return points.to(self.geometry.x.dtype)
-
 
 
 def log_or_neg_inf(t: torch.Tensor) -> torch.Tensor:

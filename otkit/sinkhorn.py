@@ -16,21 +16,25 @@ balanced when ρ_a = ρ_b = ∞ (the default, ``tau_a = tau_b = 1``). Its dual i
 with potentials f, g in cost units, the convention of GeomLoss. ``tau = ρ/(ρ + ε)`` as in
 OTT-JAX. The entropic map (Pooladian and Niles-Weed 2021) sends a new point x to
 
-    T(x) = Σ_j p_j(x) y_j,   p_j(x) ∝ b_j exp((g_j − c(x, y_j))/ε).
+    T(x) = x − ∇h*(Σ_j p_j(x) ∇h(x − y_j)),   p_j(x) ∝ b_j exp((g_j − c(x, y_j))/ε),
+
+for a cost c(x, y) = h(x − y) (:mod:`otkit.maps`); for ½‖x − y‖² this is Σ_j p_j(x) y_j.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
 
+from . import maps
 from .backends import BACKENDS, Potentials, SinkhornProblem, kl_penalty, log_weight
 from .costs import Cost, get_cost
 from .coupling import CouplingMethods
+from .epsilon import DEFAULT_RELATIVE_EPSILON, cloud_epsilon  # noqa: F401 (re-exported)
 from .geometry import PointCloud, default_mode
 from .validation import (
     check_clouds,
@@ -41,9 +45,6 @@ from .validation import (
 )
 
 __all__ = ["sinkhorn", "SinkhornResult", "ConvergenceWarning", "resolve_epsilon"]
-
-#: Relative epsilon used when neither ``epsilon`` nor ``relative_epsilon`` is given (as OTT).
-DEFAULT_RELATIVE_EPSILON = 0.05
 
 
 class ConvergenceWarning(UserWarning):
@@ -115,38 +116,37 @@ class SinkhornResult(CouplingMethods):
     def _log_plan_rows(self, index: torch.Tensor) -> torch.Tensor:
         return self._log_plan(index, self.geometry.rows(index))
 
-    def transport(self, x_new: torch.Tensor) -> torch.Tensor:
-        """The entropic map ``T(x) = Σ_j p_j(x) y_j`` at new points ``x_new: [k, d]`` → ``[k, d]``.
+    def transport(self, x_new: torch.Tensor, *, block_size: int | None = None) -> torch.Tensor:
+        """The entropic map at new points ``x_new: [k, d]`` → ``[k, d]`` (:mod:`otkit.maps`).
 
-        ``p_j(x) ∝ b_j exp((g_j − c(x, y_j))/ε)``: the c-transform's soft assignment, computed a
-        band of points at a time. For the squared Euclidean cost this is the estimator of
-        Pooladian and Niles-Weed (2021); for an :class:`otkit.elastic.ElasticCost`
-        c(x, y) = h(x − y) it is the elastic map x − ∇h*(Σ_j p_j(x) ∇h(x − y_j)) of
-        :func:`otkit.elastic.elastic_map` (MBO); for other costs the barycentric projection.
+        ``p_j(x) ∝ b_j exp((g_j − c(x, y_j))/ε)`` is the c-transform's soft assignment. For a
+        cost c(x, y) = h(x − y) with h strictly convex (a
+        :class:`~otkit.costs.TranslationInvariantCost`) the map is
+        T(x) = x − ∇h*(Σ_j p_j(x) ∇h(x − y_j)) (Pooladian and Niles-Weed 2021; Cuturi, Klein
+        and Ablin 2023, Prop. 2), which for ½‖x − y‖² is Σ_j p_j(x) y_j; for other costs it is
+        the barycentric projection Σ_j p_j(x) y_j. Computed a band of points and a block of
+        ``block_size`` targets at a time (default: blocks of about 32 MB).
         """
-        from .elastic.costs import ElasticCost, elastic_map
-
-        if isinstance(self.cost, ElasticCost):
-            return elastic_map(self, x_new)
-        x_new = self._check_points("x_new", x_new)
+        x_new = self.check_points("x_new", x_new)
         logits = log_weight(self.b) + self.g / self.epsilon
-        return _soft_average(x_new, self.geometry.cost_to_y, logits, self.y, self.epsilon)
+        return maps.transport(self.cost, x_new, self.y, logits, self.epsilon,
+                              centre=self.geometry.centred, block_size=block_size)
 
-    def inverse_transport(self, y_new: torch.Tensor) -> torch.Tensor:
-        """The entropic map from ``y`` back to ``x``: ``T⁻¹(y) = Σ_i p_i(y) x_i``, ``[k, d]``.
+    def inverse_transport(
+        self, y_new: torch.Tensor, *, block_size: int | None = None
+    ) -> torch.Tensor:
+        """The entropic map from ``y`` back to ``x`` at ``y_new: [k, d]`` → ``[k, d]``.
 
-        ``p_i(y) ∝ a_i exp((f_i − c(x_i, y))/ε)``, the same estimator as :meth:`transport`
-        with the roles of the clouds swapped. It is the entropic estimate of the inverse of
-        the Monge map, not the exact inverse of :meth:`transport`; the two agree as ε → 0.
-        For an elastic cost it is :func:`otkit.elastic.elastic_inverse_map`.
+        ``p_i(y) ∝ a_i exp((f_i − c(x_i, y))/ε)``: the same estimator as :meth:`transport`
+        with the roles of the clouds swapped (for c(x, y) = h(x − y), the cost h̃(z) = h(−z)).
+        It is the entropic estimate of the inverse of the Monge map, not the exact inverse of
+        :meth:`transport`; the two agree as ε → 0.
         """
-        from .elastic.costs import ElasticCost, elastic_inverse_map
-
-        if isinstance(self.cost, ElasticCost):
-            return elastic_inverse_map(self, y_new)
-        y_new = self._check_points("y_new", y_new)
+        y_new = self.check_points("y_new", y_new)
         logits = log_weight(self.a) + self.f / self.epsilon
-        return _soft_average(y_new, self.geometry.cost_to_x, logits, self.x, self.epsilon)
+        return maps.transport(self.cost, y_new, self.x, logits, self.epsilon,
+                              centre=self.geometry.centred, transpose=True,
+                              block_size=block_size)
 
     @property
     def rho_a(self) -> float:
@@ -179,23 +179,6 @@ class SinkhornResult(CouplingMethods):
         return value
 
 
-def _soft_average(
-    points: torch.Tensor,
-    cost_to: Callable[[torch.Tensor], torch.Tensor],
-    logits: torch.Tensor,
-    values: torch.Tensor,
-    epsilon: float,
-) -> torch.Tensor:
-    """``softmax(logits − cost_to(p)/ε) @ values`` for ``points: [k, d]``, a band at a time."""
-    out = torch.empty(points.shape[0], values.shape[1], dtype=values.dtype, device=values.device)
-    band = max(1, 2**22 // values.shape[0])  # keeps the [band, n] weight matrix near 32 MB
-    for start in range(0, points.shape[0], band):
-        cost = cost_to(points[start : start + band])
-        weights = torch.softmax(logits.unsqueeze(0) - cost / epsilon, dim=1)
-        out[start : start + band] = weights @ values
-    return out
-
-
 def _dual_marginal_term(pot: torch.Tensor, w: torch.Tensor, rho: float) -> torch.Tensor:
     if math.isinf(rho):
         return (pot * w).sum()
@@ -210,20 +193,12 @@ def _kl(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
 def resolve_epsilon(
     geometry: PointCloud, epsilon: float | None, relative_epsilon: float | None
 ) -> tuple[float, float]:
-    """Return ``(ε, std(C))``: ε absolute, or ``relative_epsilon × std(C)`` (default 0.05).
-
-    A constant cost (std 0) makes every coupling optimal; its scale falls back to mean |C|, or
-    1 when C is 0.
+    """Return ``(ε, unit)``: ε absolute, or ``relative_epsilon × std(C)`` (default
+    :data:`~otkit.epsilon.DEFAULT_RELATIVE_EPSILON` = 0.05), and unit = std(C), where ε-scaling
+    starts. The definition is :mod:`otkit.epsilon`'s (:func:`~otkit.epsilon.cloud_epsilon`),
+    shared with the sharded and elastic solvers; a constant cost's unit falls back to |C|, or 1.
     """
-    if epsilon is not None and relative_epsilon is not None:
-        raise ValueError("give either epsilon (absolute) or relative_epsilon, not both")
-    scale = geometry.cost_std()
-    if scale <= 0:
-        scale = abs(geometry.rows(torch.arange(1, device=geometry.x.device)).mean().item()) or 1.0
-    if epsilon is not None:
-        return check_positive("epsilon", epsilon), scale
-    rel = DEFAULT_RELATIVE_EPSILON if relative_epsilon is None else relative_epsilon
-    return check_positive("relative_epsilon", rel) * scale, scale
+    return cloud_epsilon(geometry, epsilon, relative_epsilon)
 
 
 def _check_init(init, n: int, m: int, like: torch.Tensor):

@@ -15,6 +15,7 @@ __all__ = [
     "HALF_DTYPES",
     "check_cloud",
     "check_clouds",
+    "check_cloud_pair",
     "check_weights",
     "check_nonnegative_weights",
     "check_positive",
@@ -62,21 +63,35 @@ def check_cloud(name: str, x: object, *, allow_half: bool = False) -> torch.Tens
     return x
 
 
+def check_cloud_pair(
+    x_name: str, x: object, y_name: str, y: object, *, same_dtype: bool = True
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two clouds ``x: [n, d]``, ``y: [m, d]`` under the names the caller's arguments have
+    (e.g. ``"x_shard"`` and ``"y"``): each a :func:`check_cloud`, of one dimension d, on one
+    device and, by default, of one dtype."""
+    x = check_cloud(x_name, x)
+    y = check_cloud(y_name, y)
+    if x.shape[1] != y.shape[1]:
+        raise ValueError(
+            f"{x_name} and {y_name} must have the same dimension d, got {x_name}: "
+            f"{tuple(x.shape)}, {y_name}: {tuple(y.shape)}"
+        )
+    if x.device != y.device:
+        raise ValueError(
+            f"{x_name} is on {x.device} but {y_name} is on {y.device}: move both to one device"
+        )
+    if same_dtype and x.dtype != y.dtype:
+        raise TypeError(
+            f"{x_name} has dtype {x.dtype} but {y_name} has {y.dtype}: cast both to one dtype"
+        )
+    return x, y
+
+
 def check_clouds(
     x: object, y: object, *, same_dtype: bool = True
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Two clouds ``x: [n, d]``, ``y: [m, d]`` on one device (and of one dtype, by default)."""
-    x = check_cloud("x", x)
-    y = check_cloud("y", y)
-    if x.shape[1] != y.shape[1]:
-        raise ValueError(
-            f"x and y must have the same dimension d, got x: {tuple(x.shape)}, y: {tuple(y.shape)}"
-        )
-    if x.device != y.device:
-        raise ValueError(f"x is on {x.device} but y is on {y.device}: move both to one device")
-    if same_dtype and x.dtype != y.dtype:
-        raise TypeError(f"x has dtype {x.dtype} but y has {y.dtype}: cast both to one dtype")
-    return x, y
+    return check_cloud_pair("x", x, "y", y, same_dtype=same_dtype)
 
 
 def check_nonnegative_weights(
@@ -181,6 +196,9 @@ def check_choice(name: str, value: object, choices: Collection) -> object:
         ok = value in choices
     except TypeError:  # an unhashable value against a set or dict
         ok = False
+    # True == 1 in Python: a bool passes only where a bool is listed
+    if ok and isinstance(value, bool) and not any(isinstance(c, bool) for c in choices):
+        raise TypeError(f"{name} must be one of {', '.join(repr(c) for c in choices)}; got {value!r}")
     if not ok:
         listed = ", ".join(repr(c) for c in choices)
         raise ValueError(f"{name} must be one of {listed}; got {value!r}")

@@ -20,31 +20,42 @@ from __future__ import annotations
 import torch
 from tqdm.auto import tqdm
 
+from ..geometry import PointCloud
 from ..kernels import ShiftedLSE
 from . import Potentials, SinkhornProblem, residual
 
 
-def _operators(problem: SinkhornProblem) -> tuple[ShiftedLSE, ShiftedLSE]:
-    geom = problem.geometry
-    n, m = geom.shape
-    if geom.mode == "dense":
-        cost = geom.dense()
+def lse_operators(geometry: PointCloud) -> tuple[ShiftedLSE, ShiftedLSE]:
+    """The two half-steps' log-sum-exp passes over the cost ``C: [n, m]`` of ``geometry``.
+
+    Returns ``(rows, cols)``: ``rows(h, shift, 1/ε)`` is ``LSE_j(h_j − C_ij/ε)``, ``[n]``
+    (the f-update), ``cols`` the same over ``Cᵀ``, ``[m]`` (the g-update); see
+    :class:`otkit.kernels.ShiftedLSE`. ``mode="dense"`` stores C and a contiguous Cᵀ, so
+    either half-step is a row reduction; online, bands are rebuilt on every pass, and for a
+    cost that splits as ``C = r ⊕ s − x yᵀ`` (squared Euclidean, dot) only the matrix product
+    is streamed, r and s being folded into the potentials. A shard of a sharded problem
+    (:func:`otkit.distributed.sharded_sinkhorn`) is a ``geometry`` of its ``[n_r, m]`` rows.
+    """
+    n, m = geometry.shape
+    if geometry.mode == "dense":
+        cost = geometry.dense()
         cost_t = cost.T.contiguous()
         rows = ShiftedLSE(lambda: iter([(slice(0, n), cost)]), lambda idx: cost[idx])
         cols = ShiftedLSE(lambda: iter([(slice(0, m), cost_t)]), lambda idx: cost_t[idx])
-    elif geom.split() is not None:
-        # C = r ⊕ s − x yᵀ: stream only the matrix product, fold r and s into the potentials.
+    elif geometry.split() is not None:
         rows = ShiftedLSE(
-            lambda: geom.reduced_bands(), lambda idx: geom.reduced_rows(idx), geom.split()
+            lambda: geometry.reduced_bands(),
+            lambda idx: geometry.reduced_rows(idx),
+            geometry.split(),
         )
         cols = ShiftedLSE(
-            lambda: geom.reduced_bands(True),
-            lambda idx: geom.reduced_rows(idx, True),
-            geom.split(True),
+            lambda: geometry.reduced_bands(True),
+            lambda idx: geometry.reduced_rows(idx, True),
+            geometry.split(True),
         )
     else:
-        rows = ShiftedLSE(lambda: geom.bands(), lambda idx: geom.rows(idx))
-        cols = ShiftedLSE(lambda: geom.bands(True), lambda idx: geom.rows(idx, True))
+        rows = ShiftedLSE(lambda: geometry.bands(), lambda idx: geometry.rows(idx))
+        cols = ShiftedLSE(lambda: geometry.bands(True), lambda idx: geometry.rows(idx, True))
     return rows, cols
 
 
@@ -64,7 +75,7 @@ def solve(problem: SinkhornProblem) -> Potentials:
     a, b = problem.a, problem.b
     n, m = problem.geometry.shape
     log_a, log_b = problem.log_weights()
-    rows, cols = _operators(problem)
+    rows, cols = lse_operators(problem.geometry)
     if problem.init is not None:
         f, g = (t.clone() for t in problem.init)
     else:

@@ -39,8 +39,9 @@ Stopping rule (as :func:`otkit.sinkhorn`): after the g-update the columns are ex
 L1 row-marginal error ‖P1 − a‖₁ = Σ_r Σ_{i ∈ r} a_i |exp((f_i − f̂_i)/ε) − 1| is a sum of
 per-rank terms (all_reduce SUM). Every rank sees the same error, so all stop together.
 
-ε. ``relative_epsilon`` (0.05 when neither ``epsilon`` nor ``relative_epsilon`` is given)
-multiplies the same std(C) as the single-process solver: otkit's
+ε. ``epsilon`` and ``relative_epsilon`` mean what :mod:`otkit.epsilon` defines (ε =
+relative_epsilon × std(C), 0.05 × std(C) when neither is given), resolved by the same
+:func:`otkit.epsilon.resolve_epsilon` from the same std(C) as the single-process solver: otkit's
 :meth:`~otkit.geometry.PointCloud.cost_std` is the sample std (ddof = 1) of C restricted to
 a fixed-seed subsample of at most 2048 rows and 2048 columns — all of C when n, m ≤ 2048.
 Here every rank draws the same subsample, computes the cost entries of its own sampled rows,
@@ -74,16 +75,19 @@ import torch.distributed as dist
 from tqdm.auto import tqdm
 
 from ..backends import log_weight
+from ..backends.torch_native import lse_operators
 from ..costs import Cost, get_cost
 from ..coupling import gumbel_max
+from ..epsilon import check_epsilon_arguments, resolve_epsilon
 from ..geometry import PointCloud
-from ..kernels import ShiftedLSE
-from ..sinkhorn import DEFAULT_RELATIVE_EPSILON, ConvergenceWarning
+from ..sinkhorn import ConvergenceWarning
 from ..validation import (
-    check_cloud,
+    check_cloud_pair,
+    check_count,
     check_equal_mass,
     check_nonnegative_weights,
     check_positive,
+    check_weights,
 )
 
 __all__ = ["sharded_sinkhorn", "ShardedSinkhornResult", "shard"]
@@ -301,55 +305,24 @@ def _check_local_inputs(
             "x_shard is empty on this rank: every rank needs at least one source point "
             "(n >= world_size)"
         )
-    x_shard = check_cloud("x_shard", x_shard)
-    y = check_cloud("y", y)
-    if x_shard.shape[1] != y.shape[1]:
-        raise ValueError(
-            f"x_shard and y must have the same dimension d, got x_shard: "
-            f"{tuple(x_shard.shape)}, y: {tuple(y.shape)}"
-        )
-    if x_shard.device != y.device:
-        raise ValueError(
-            f"x_shard is on {x_shard.device} but y is on {y.device}: move both to one device"
-        )
-    if x_shard.dtype != y.dtype:
-        raise TypeError(
-            f"x_shard has dtype {x_shard.dtype} but y has {y.dtype}: cast both to one dtype"
-        )
+    x_shard, y = check_cloud_pair("x_shard", x_shard, "y", y)
     if _control_device(group).type == "cuda" and x_shard.device.type != "cuda":
         raise ValueError(
             f"x_shard is on {x_shard.device} but the process group's backend is NCCL, which "
             "needs CUDA tensors: move the data to cuda:LOCAL_RANK, or use the gloo backend"
         )
-    a_shard = None if a_shard is None else _check_weights("a_shard", a_shard, x_shard)
-    b = _check_weights("b", b, y)
-    if b is not None and b.sum() <= 0:
-        raise ValueError("b has zero total mass: give at least one positive weight")
-    if epsilon is not None and relative_epsilon is not None:
-        raise ValueError("give either epsilon (absolute) or relative_epsilon, not both")
-    if epsilon is not None:
-        check_positive("epsilon", epsilon)
-    if relative_epsilon is not None:
-        check_positive("relative_epsilon", relative_epsilon)
+    # A shard may carry zero mass, so a_shard is only non-negative here; the total over all
+    # ranks must be positive (checked once the ranks have talked). b is whole: positive mass.
+    if a_shard is not None:
+        a_shard = check_nonnegative_weights("a_shard", a_shard, x_shard.shape[0], x_shard)
+    if b is not None:
+        b = check_weights("b", b, y.shape[0], y)
+    check_epsilon_arguments(epsilon, relative_epsilon)
     check_positive("tol", tol)
-    if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
-        raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}")
-    if block_size is not None and (
-        isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1
-    ):
-        raise ValueError(f"block_size must be a positive integer, got {block_size!r}")
+    check_count("max_iter", max_iter)
+    if block_size is not None:
+        check_count("block_size", block_size)
     return x_shard, y, a_shard, b
-
-
-def _check_weights(name: str, w, points: torch.Tensor) -> torch.Tensor | None:
-    """``None``, or non-negative finite weights ``[len(points)]`` on the points' device.
-
-    Unlike :func:`otkit.validation.check_weights` a shard may carry zero mass: only the
-    total over all ranks must be positive (checked after the ranks have talked).
-    """
-    if w is None:
-        return None
-    return check_nonnegative_weights(name, w, points.shape[0], points)
 
 
 def _agree_on_validity(
@@ -456,59 +429,17 @@ def _sharded_cost_std(
     return std
 
 
-def _resolve_epsilon(
-    epsilon: float | None,
-    relative_epsilon: float | None,
-    geometry: PointCloud,
-    offset: torch.Tensor,
-    sizes: tuple[int, ...],
-    rank: int,
-    group,
-    block_size: int | None,
-) -> float:
-    """ε absolute, or ``relative_epsilon × std(C)`` as :func:`otkit.sinkhorn.resolve_epsilon`."""
-    if epsilon is not None:
-        return float(epsilon)
-    x_shard, y, cost = geometry.x, geometry.y, geometry.cost
-    scale = _sharded_cost_std(x_shard, y, cost, offset, sizes, rank, group, block_size)
-    if scale <= 0:
-        # As otkit.sinkhorn: a constant cost falls back to mean |C| over row 0 of x, or 1.
-        first_row = torch.zeros(1, dtype=torch.float64, device=_control_device(group))
-        if rank == 0:
-            first_row += geometry.rows(torch.arange(1, device=x_shard.device)).mean().item()
-        dist.all_reduce(first_row, op=dist.ReduceOp.SUM, group=group)
-        scale = abs(first_row.item()) or 1.0
-    rel = DEFAULT_RELATIVE_EPSILON if relative_epsilon is None else relative_epsilon
-    return float(rel) * scale
+def _first_row_mean(geometry: PointCloud, rank: int, group) -> float:
+    """Mean of row 0 of the whole C (held by rank 0), on every rank: a constant cost's value,
+    the fallback unit of ε (:func:`otkit.epsilon.epsilon_unit`). A collective call."""
+    value = torch.zeros(1, dtype=torch.float64, device=_control_device(group))
+    if rank == 0:
+        value += geometry.rows(torch.arange(1, device=geometry.x.device)).mean().item()
+    dist.all_reduce(value, op=dist.ReduceOp.SUM, group=group)
+    return value.item()
 
 
 # --------------------------------------------------------------------------- solver
-
-
-def _lse_operators(geometry: PointCloud) -> tuple[ShiftedLSE, ShiftedLSE]:
-    """Row and column log-sum-exp passes over this rank's ``[n_r, m]`` cost (as otkit.sinkhorn)."""
-    if geometry.mode == "dense":
-        n_r, m = geometry.shape
-        cost = geometry.dense()
-        cost_t = cost.T.contiguous()  # both contiguous: either half-step is a row reduction
-        rows = ShiftedLSE(lambda: iter([(slice(0, n_r), cost)]), lambda idx: cost[idx])
-        cols = ShiftedLSE(lambda: iter([(slice(0, m), cost_t)]), lambda idx: cost_t[idx])
-    elif geometry.split() is not None:
-        # C = r ⊕ s − x yᵀ: stream only the matrix product (as otkit.sinkhorn's online mode).
-        rows = ShiftedLSE(
-            lambda: geometry.reduced_bands(),
-            lambda idx: geometry.reduced_rows(idx),
-            geometry.split(),
-        )
-        cols = ShiftedLSE(
-            lambda: geometry.reduced_bands(True),
-            lambda idx: geometry.reduced_rows(idx, True),
-            geometry.split(True),
-        )
-    else:
-        rows = ShiftedLSE(lambda: geometry.bands(), lambda idx: geometry.rows(idx))
-        cols = ShiftedLSE(lambda: geometry.bands(True), lambda idx: geometry.rows(idx, True))
-    return rows, cols
 
 
 def sharded_sinkhorn(
@@ -604,8 +535,13 @@ def sharded_sinkhorn(
         offset = torch.zeros(d, dtype=y.dtype, device=y.device)
 
     geometry = PointCloud(x_shard, y, cost_fn, mode=mode, block_size=block_size)
-    eps = _resolve_epsilon(
-        epsilon, relative_epsilon, geometry, offset, sizes, rank, group, block_size
+    # Every rank agrees on whether epsilon is given, so all compute std(C) (collectives) or none.
+    std = None if epsilon is not None else _sharded_cost_std(
+        x_shard, y, cost_fn, offset, sizes, rank, group, block_size
+    )
+    eps = resolve_epsilon(
+        std, epsilon, relative_epsilon,
+        constant_cost=lambda: _first_row_mean(geometry, rank, group),
     )
     f, g, n_iter, errors, converged = _iterate(
         geometry, a_shard, b, eps, float(tol), max_iter, group, progress and rank == 0
@@ -636,7 +572,7 @@ def _iterate(
 ) -> tuple[torch.Tensor, torch.Tensor, int, list[float], bool]:
     """The balanced Sinkhorn loop (module docstring), from f = g = 0 as otkit.sinkhorn."""
     log_a, log_b = log_weight(a_shard), log_weight(b)
-    rows, cols = _lse_operators(geometry)
+    rows, cols = lse_operators(geometry)  # the engine's passes, over this rank's rows
     f, g = torch.zeros_like(a_shard), torch.zeros_like(b)
     # The column pass's shift: this rank's previous local LSE, which the next one is close to
     # (−g/ε, the single-process shift, is the LSE over all rows; a rank holding a small part

@@ -13,6 +13,9 @@ map is T(x) = x − ∇h*(∇f(x)) (Gangbo and McCann 1996), and its entropic es
     T(x) = x − ∇h*( Σ_j p_j(x) ∇h(x − y_j) ),   p_j(x) ∝ b_j exp((g_j − h(x − y_j))/ε),
 
 with g the target potential of an entropic OT solution (``otkit.sinkhorn(..., cost=...)``).
+:class:`ElasticCost` is an ``otkit.costs.TranslationInvariantCost``, so the engine's
+``otkit.maps.entropic_map`` computes this map (``result.transport``); :func:`elastic_map` is
+that map, checked for an elastic cost.
 The convex conjugate's gradient is a proximal step: h(z) − ⟨w, z⟩ = ρ[½‖z − w/ρ‖² + (λ/ρ) r(z)]
 + const, so
 
@@ -55,8 +58,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from ..backends import log_weight
-from ..costs import Cost, SqEuclidean
+from ..costs import Cost, SqEuclidean, TranslationInvariantCost
 from ..validation import check_count, check_positive
 
 if TYPE_CHECKING:
@@ -75,9 +77,6 @@ __all__ = [
     "displacement_sparsity",
     "sparse_shift_problem",
 ]
-
-# Elements of the [band, block, d] difference tensor held at once (32 MB in float64).
-_BUDGET = 2**22
 
 
 def _check_step(step: object) -> float:
@@ -111,7 +110,11 @@ class Regularizer:
         raise NotImplementedError
 
     def value_and_gradient(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(r(z) [...], ∇r(z) [..., d])``; subclasses share work between the two."""
+        """``(r(z) [...], ∇r(z) [..., d])``; subclasses share work between the two.
+
+        :meth:`ElasticCost.h_and_grad_h` writes ∇h into a returned ∇r that has memory of its
+        own (never into ``z``, a view of it or a broadcast constant).
+        """
         return self.value(z), self.gradient(z)
 
     def pairwise_value(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor | None:
@@ -317,12 +320,23 @@ class Subspace(Regularizer):
         return (sq.pairwise(x, y) - sq.pairwise(x @ q, y @ q)).clamp_min(0.0)
 
 
+def _owned(t: torch.Tensor, z: torch.Tensor) -> bool:
+    """Whether ``t`` is a dense tensor shaped like ``z`` with its own memory (so it may be
+    overwritten): not ``z``, a view of it or a broadcast constant."""
+    return (
+        t.shape == z.shape and t.dtype == z.dtype and t.is_contiguous()
+        and t.untyped_storage().data_ptr() != z.untyped_storage().data_ptr()
+    )
+
+
 @dataclass(frozen=True)
-class ElasticCost(Cost):
+class ElasticCost(TranslationInvariantCost):
     """c(x, y) = h(x − y), h(z) = (ρ/2)‖z‖² + λ r(z) (module docstring).
 
-    Symmetric and translation invariant (every r here is even). Pass it to
-    ``otkit.sinkhorn(x, y, cost=...)``; the result's ``transport`` is then :func:`elastic_map`.
+    Symmetric (every r here is even), with h, ∇h and ∇h* in closed form. Pass it to
+    ``otkit.sinkhorn(x, y, cost=...)``; the result's ``transport`` is then the elastic map
+    x − ∇h*(Σ_j p_j(x) ∇h(x − y_j)) (:func:`elastic_map`). ∇h is linear when λ = 0 or r is
+    quadratic (:class:`Subspace`): the map then needs only the barycentre Σ_j p_j y_j.
     """
 
     regularizer: Regularizer
@@ -354,6 +368,11 @@ class ElasticCost(Cost):
     def name(self) -> str:  # type: ignore[override]
         return f"elastic_{self.regularizer.name}"
 
+    @property
+    def linear_gradient(self) -> bool:  # type: ignore[override]
+        """∇h = ρ id + λ∇r is linear when λ = 0 or r is quadratic."""
+        return not self.lam or self.regularizer.is_quadratic
+
     def h(self, z: torch.Tensor) -> torch.Tensor:
         """h(z) = (ρ/2)‖z‖² + λ r(z), ``[..., d]`` → ``[...]``."""
         value = 0.5 * self.rho * (z * z).sum(-1)
@@ -369,6 +388,22 @@ class ElasticCost(Cost):
         v = w / self.rho
         return self.regularizer.prox(v, self.lam / self.rho) if self.lam else v
 
+    def h_and_grad_h(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(h(z) [...], ∇h(z) [..., d])`` with one pass of the regularizer over ``z``.
+
+        The map streams these over ``[band, block, d]`` differences, where every pass and
+        every new tensor of that size counts.
+        """
+        quad = (0.5 * self.rho) * torch.linalg.vector_norm(z, dim=-1).square()  # no z*z tensor
+        if not self.lam:
+            return quad, self.rho * z
+        r_value, r_grad = self.regularizer.value_and_gradient(z)
+        if _owned(r_grad, z):  # a new ∇r: ρz + λ∇r in its buffer (one pass when λ = 1)
+            grad = (r_grad if self.lam == 1.0 else r_grad.mul_(self.lam)).add_(z, alpha=self.rho)
+        else:
+            grad = torch.add(self.rho * z, r_grad, alpha=self.lam)
+        return quad + self.lam * r_value, grad
+
     def pairwise(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """``C[i, j] = h(x_i − y_j)``, ``[n, m]``, in bands so ``[band, m, d]`` stays small."""
         quad = self.rho * SqEuclidean().pairwise(x, y)
@@ -377,12 +412,7 @@ class ElasticCost(Cost):
         fast = self.regularizer.pairwise_value(x, y)
         if fast is not None:
             return quad + self.lam * fast
-        out = torch.empty_like(quad)
-        band = max(1, _BUDGET // max(1, y.shape[0] * x.shape[1]))
-        for start in range(0, x.shape[0], band):
-            diff = x[start : start + band, None, :] - y[None, :, :]
-            out[start : start + band] = self.h(diff)
-        return out
+        return super().pairwise(x, y)  # h on bands of [band, m, d] differences
 
 
 def elastic_cost(name: str, *, rho: float = 1.0, lam: float = 1.0, **params) -> ElasticCost:
@@ -399,68 +429,11 @@ def elastic_cost(name: str, *, rho: float = 1.0, lam: float = 1.0, **params) -> 
     return ElasticCost(cls(**params), rho=rho, lam=lam)
 
 
-def _as_elastic(cost: Cost) -> ElasticCost:
-    if isinstance(cost, ElasticCost):
-        return cost
-    if isinstance(cost, SqEuclidean):  # ½‖z‖²: ρ = 1, λ = 0
-        return ElasticCost(L1(), rho=1.0, lam=0.0)
-    raise TypeError(
-        f"elastic maps need an ElasticCost (or the squared Euclidean cost), got {cost.name!r}"
-    )
-
-
-def _mean_gradient(
-    cost: ElasticCost,
-    points: torch.Tensor,
-    support: torch.Tensor,
-    logits: torch.Tensor,
-    epsilon: float,
-    block_size: int | None,
-) -> torch.Tensor:
-    """``Σ_j p_j(x) ∇h(x − y_j)``, ``p_j ∝ exp(logits_j − h(x − y_j)/ε)``, ``[k, d]``.
-
-    Streams over bands of ``points`` and blocks of ``support`` with an online softmax (a
-    running max, sum and weighted sums, rescaled when the max grows), so memory is
-    O(band · block · d) whatever m. The ρ-part Σ p_j ρ(x − y_j) = ρ(x − Σ p_j y_j) is a matrix
-    product; only a non-quadratic regularizer needs the ``[band, block, d]`` differences.
-    """
-    m, d = support.shape
-    reg, lam = cost.regularizer, cost.lam
-    full = bool(lam) and not reg.is_quadratic  # needs per-pair gradients of r
-    block = block_size or max(1, min(m, _BUDGET // d))
-    band = max(1, _BUDGET // (block * (d if full else 1)))
-    out = []
-    for start in range(0, points.shape[0], band):
-        x = points[start : start + band]
-        run_max = torch.full((x.shape[0],), -math.inf, dtype=x.dtype, device=x.device)
-        run_sum = torch.zeros_like(run_max)
-        mean_y = torch.zeros_like(x)
-        mean_r = torch.zeros_like(x) if full else None
-        for js in range(0, m, block):
-            ys = support[js : js + block]
-            if full:
-                diff = x[:, None, :] - ys[None, :, :]
-                r_value, r_grad = reg.value_and_gradient(diff)
-                h = 0.5 * cost.rho * (diff * diff).sum(-1) + lam * r_value
-            else:
-                h = cost.pairwise(x, ys)
-            scores = logits[js : js + block] - h / epsilon
-            new_max = torch.maximum(run_max, scores.amax(1))
-            rescale = torch.exp(run_max - new_max)  # 0 on the first block (run_max = −inf)
-            weights = torch.exp(scores - new_max[:, None])
-            run_sum = run_sum * rescale + weights.sum(1)
-            mean_y = mean_y * rescale[:, None] + weights @ ys
-            if full:
-                mean_r = mean_r * rescale[:, None] + torch.einsum("bj,bjd->bd", weights, r_grad)
-            run_max = new_max
-        mean_y = mean_y / run_sum[:, None]
-        grad = cost.rho * (x - mean_y)
-        if full:
-            grad = grad + lam * mean_r / run_sum[:, None]
-        elif lam:
-            grad = grad + lam * reg.gradient(x - mean_y)  # ∇r linear
-        out.append(grad)
-    return torch.cat(out) if out else points.new_zeros(0, d)
+def _check_elastic(cost: Cost) -> None:
+    if not isinstance(cost, (ElasticCost, SqEuclidean)):  # ½‖z‖² is ρ = 1, λ = 0
+        raise TypeError(
+            f"elastic maps need an ElasticCost (or the squared Euclidean cost), got {cost.name!r}"
+        )
 
 
 def elastic_map(
@@ -468,21 +441,14 @@ def elastic_map(
 ) -> torch.Tensor:
     """The entropic elastic map T(x) = x − ∇h*(Σ_j p_j(x) ∇h(x − y_j)) at ``x_new: [k, d]``.
 
-    ``p_j(x) ∝ b_j exp((g_j − h(x − y_j))/ε)`` with ``result``'s target potential g. Streams
-    over blocks of ``block_size`` target points (default: as many as fit a 32 MB
-    ``[band, block, d]`` tensor), on the device of the result. For the squared Euclidean
-    cost (or ρ = 1, λ = 0) it equals ``result.transport(x_new)``. Returns ``[k, d]``.
+    ``p_j(x) ∝ b_j exp((g_j − h(x − y_j))/ε)`` with ``result``'s target potential g (MBO,
+    Prop. 2). It is ``result.transport(x_new, block_size=block_size)`` (``otkit.maps``), after
+    checking that the cost is elastic or squared Euclidean (for which it is the barycentric
+    projection). Streams over blocks of ``block_size`` target points (default: as many as fit
+    a 32 MB ``[band, block, d]`` tensor), on the device of the result. Returns ``[k, d]``.
     """
-    cost = _as_elastic(result.cost)
-    if block_size is not None:
-        block_size = check_count("block_size", block_size)
-    x_new = result._check_points("x_new", x_new)
-    logits = log_weight(result.b) + result.g / result.epsilon
-    # h(x − y) is translation invariant: the clouds' common centring keeps float32 accurate.
-    geom = result.geometry
-    w = _mean_gradient(cost, geom.centred(x_new), geom.centred(result.y), logits,
-                       result.epsilon, block_size)
-    return x_new - cost.grad_h_conjugate(w)
+    _check_elastic(result.cost)
+    return result.transport(x_new, block_size=block_size)
 
 
 def elastic_inverse_map(
@@ -491,17 +457,10 @@ def elastic_inverse_map(
     """The entropic map from y back to x, y − ∇h*(Σ_i p_i(y) ∇h(y − x_i)), ``[k, d]``.
 
     ``p_i(y) ∝ a_i exp((f_i − h(x_i − y))/ε)``; h is even, so this is :func:`elastic_map`
-    with the roles of the clouds swapped.
+    with the roles of the clouds swapped: ``result.inverse_transport``.
     """
-    cost = _as_elastic(result.cost)
-    if block_size is not None:
-        block_size = check_count("block_size", block_size)
-    y_new = result._check_points("y_new", y_new)
-    logits = log_weight(result.a) + result.f / result.epsilon
-    geom = result.geometry
-    w = _mean_gradient(cost, geom.centred(y_new), geom.centred(result.x), logits,
-                       result.epsilon, block_size)
-    return y_new - cost.grad_h_conjugate(w)
+    _check_elastic(result.cost)
+    return result.inverse_transport(y_new, block_size=block_size)
 
 
 def displacement_sparsity(displacements: torch.Tensor, tol: float = 1e-8) -> float:

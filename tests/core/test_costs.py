@@ -1,5 +1,5 @@
 """Ground costs against scipy, and the properties solvers rely on (translation invariance,
-centring in float32, Dot ≡ SqEuclidean on a sphere)."""
+centring in float32, Dot ≡ SqEuclidean on a sphere, h, ∇h and ∇h* of c(x, y) = h(x − y))."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch
 from scipy.spatial.distance import cdist
 
 import otkit
-from otkit.costs import Dot, Euclidean, SqEuclidean, get_cost
+from otkit.costs import Dot, Euclidean, SqEuclidean, TranslationInvariantCost, get_cost
 
 F64, F32 = torch.float64, torch.float32
 
@@ -146,3 +146,55 @@ def test_euclidean_cost_sinkhorn_against_pot(make_clouds, backend):
     P = ot.bregman.sinkhorn_log(np64(a), np64(b), cdist(np64(x), np64(y)), res.epsilon,
                                 stopThr=1e-14, numItermax=100_000)
     assert rel_plan_error(res.coupling(), P) <= 1e-6
+
+
+def test_sqeuclidean_is_translation_invariant_with_h_grad_h_and_conjugate(make_clouds):
+    """½‖·‖² as h(x − y): h = ½‖z‖², ∇h = z, ∇h*(∇h(z)) = z, ∇h linear; Euclidean and Dot
+    have no invertible ∇h and stay plain costs (barycentric maps)."""
+    cost = SqEuclidean()
+    assert isinstance(cost, TranslationInvariantCost) and cost.linear_gradient
+    assert cost.symmetric and cost.translation_invariant
+    assert not isinstance(Euclidean(), TranslationInvariantCost)
+    assert Euclidean().translation_invariant  # its clouds may still be centred
+    assert not isinstance(Dot(), TranslationInvariantCost)
+    z = torch.randn(6, 5, 3, dtype=F64, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(cost.h(z), 0.5 * (z * z).sum(-1))
+    torch.testing.assert_close(cost.grad_h(z), z)
+    torch.testing.assert_close(cost.grad_h_conjugate(cost.grad_h(z)), z)
+    value, grad = cost.h_and_grad_h(z)
+    torch.testing.assert_close(value, cost.h(z))
+    torch.testing.assert_close(grad, z)
+    # the matrix-product pairwise is h on every difference
+    x, y, _, _ = make_clouds(9, 7, d=3)
+    torch.testing.assert_close(cost.pairwise(x, y), cost.h(x[:, None, :] - y[None, :, :]))
+
+
+def test_translation_invariant_base_defaults():
+    """A subclass giving only h, ∇h and ∇h*: pairwise is h on bands of differences (here
+    h(z) = ¼‖z‖⁴, whose gradient ‖z‖²z is inverted by w/‖w‖^{2/3})."""
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class Quartic(TranslationInvariantCost):
+        def h(self, z):
+            return 0.25 * (z * z).sum(-1) ** 2
+
+        def grad_h(self, z):
+            return (z * z).sum(-1, keepdim=True) * z
+
+        def grad_h_conjugate(self, w):
+            norm = w.norm(dim=-1, keepdim=True)
+            return w / norm.clamp_min(1e-300) ** (2.0 / 3.0)
+
+    cost = Quartic()
+    assert not cost.linear_gradient and not cost.symmetric and cost.translation_invariant
+    gen = torch.Generator().manual_seed(1)
+    x, y = torch.randn(11, 4, dtype=F64, generator=gen), torch.randn(6, 4, dtype=F64, generator=gen)
+    torch.testing.assert_close(cost.pairwise(x, y), cost.h(x[:, None] - y[None]))
+    z = torch.randn(8, 4, dtype=F64, generator=gen)
+    torch.testing.assert_close(cost.grad_h_conjugate(cost.grad_h(z)), z)
+    value, grad = cost.h_and_grad_h(z)
+    torch.testing.assert_close(value, cost.h(z))
+    torch.testing.assert_close(grad, cost.grad_h(z))
+    with pytest.raises(NotImplementedError):
+        TranslationInvariantCost().h(z)

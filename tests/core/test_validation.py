@@ -399,3 +399,6 @@ def test_check_choice_names_the_argument_and_the_options():
         check_choice("mode", "x", ("dense", "online"))
     with pytest.raises(ValueError, match="^mode must be one of"):
         check_choice("mode", ["unhashable"], {"dense", "online"})
+    with pytest.raises(TypeError, match="^digit must be one of"):
+        check_choice("digit", True, (0, 1, 2))  # True == 1, but a bool is no digit
+    assert check_choice("flag", True, (True, False)) is True

@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import math
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import ot
@@ -20,11 +21,13 @@ import torch
 from scipy.optimize import approx_fprime, minimize, minimize_scalar
 
 import otkit
+from otkit.costs import TranslationInvariantCost
 from otkit.elastic import (
     L1,
     STVS,
     ElasticCost,
     KOverlap,
+    Regularizer,
     Subspace,
     displacement_sparsity,
     elastic_cost,
@@ -258,12 +261,17 @@ def test_elastic_cost_factory_and_errors():
 
 
 def _dense_map(result, points, cost, inverse=False):
-    """The elastic map straight from its definition, with [k, m, d] tensors in memory."""
+    """The elastic map straight from MBO's formula, with [k, m, d] tensors in memory and one
+    softmax over the whole [k, m] matrix: h = (ρ/2)‖z‖² + λ r(z), ∇h = ρz + λ∇r(z) and
+    ∇h*(w) = prox_{(λ/ρ) r}(w/ρ), written from the regularizer (not the cost's methods)."""
+    reg, rho, lam = cost.regularizer, cost.rho, cost.lam
     support = result.x if inverse else result.y
     weights, pot = (result.a, result.f) if inverse else (result.b, result.g)
     diff = points[:, None, :] - support[None, :, :]
-    p = torch.softmax(weights.log() + (pot - cost.h(diff)) / result.epsilon, dim=1)
-    return points - cost.grad_h_conjugate((p[:, :, None] * cost.grad_h(diff)).sum(1))
+    h = 0.5 * rho * (diff * diff).sum(-1) + lam * reg.value(diff)
+    p = torch.softmax(weights.log() + (pot - h) / result.epsilon, dim=1)
+    mean_grad = (p[:, :, None] * (rho * diff + lam * reg.gradient(diff))).sum(1)
+    return points - reg.prox(mean_grad / rho, lam / rho)
 
 
 @pytest.mark.parametrize("name", ["l1", "stvs", "k_overlap", "subspace"])
@@ -275,10 +283,72 @@ def test_streamed_map_equals_dense_reference(name, make_clouds, eager_one_thread
     ref = _dense_map(res, x_new, cost)
     for block in (1, 7, None):
         torch.testing.assert_close(elastic_map(res, x_new, block_size=block), ref)
-    torch.testing.assert_close(res.transport(x_new), ref)  # SinkhornResult dispatches here
+        # the engine's map (otkit.maps) is the elastic map, streamed or not
+        torch.testing.assert_close(res.transport(x_new, block_size=block), ref)
     ref_inv = _dense_map(res, x_new, cost, inverse=True)
     torch.testing.assert_close(elastic_inverse_map(res, x_new, block_size=4), ref_inv)
     torch.testing.assert_close(res.inverse_transport(x_new), ref_inv)
+    torch.testing.assert_close(res.inverse_transport(x_new, block_size=1), ref_inv)
+
+
+@pytest.mark.parametrize("name", ["l1", "stvs", "k_overlap", "subspace"])
+@pytest.mark.parametrize("lam", [0.0, 0.6])
+def test_elastic_cost_is_a_translation_invariant_cost(name, lam):
+    """ElasticCost is the engine's c(x, y) = h(x − y): h and ∇h of [band, block, d]
+    differences together equal the separate ones, ∇h*(∇h(z)) = z, and ∇h is linear exactly
+    when λ = 0 or r is quadratic (then the map needs only the barycentre)."""
+    cost = ElasticCost(_regularizers()[name], rho=1.3, lam=lam)
+    assert isinstance(cost, TranslationInvariantCost) and cost.symmetric
+    assert cost.linear_gradient == (lam == 0.0 or name == "subspace")
+    z = _away_from_zero((4, 6, 5), seed=2)
+    before = z.clone()
+    value, grad = cost.h_and_grad_h(z)
+    torch.testing.assert_close(value, cost.h(z))
+    torch.testing.assert_close(grad, cost.grad_h(z))
+    torch.testing.assert_close(z, before, rtol=0, atol=0)  # the differences are not touched
+    torch.testing.assert_close(cost.grad_h_conjugate(cost.grad_h(z)), z, atol=1e-10, rtol=0)
+    x, y = z[0], z[1]
+    torch.testing.assert_close(cost.pairwise(x, y), cost.h(x[:, None, :] - y[None, :, :]))
+
+
+def test_h_and_grad_h_never_overwrites_a_gradient_it_does_not_own():
+    """A regularizer whose ∇r is z itself (r = ½‖z‖²) or a broadcast constant: the fused ∇h
+    must not write into z or into the constant."""
+
+    @dataclass(frozen=True)
+    class Ridge(Regularizer):
+        is_quadratic = False  # so the map takes the per-pair path
+
+        def value(self, z):
+            return 0.5 * (z * z).sum(-1)
+
+        def gradient(self, z):
+            return z
+
+        def prox(self, v, step):
+            return v / (1.0 + step)
+
+    @dataclass(frozen=True)
+    class Tilt(Regularizer):
+        def value(self, z):
+            return z.sum(-1)
+
+        def gradient(self, z):
+            return torch.ones(z.shape[-1], dtype=z.dtype).expand(z.shape)
+
+        def prox(self, v, step):
+            return v - step
+
+    z = _away_from_zero((3, 4, 5))
+    before = z.clone()
+    for reg, grad_r in ((Ridge(), before), (Tilt(), torch.ones_like(before))):
+        cost = ElasticCost(reg, rho=0.7, lam=2.0)
+        value, grad = cost.h_and_grad_h(z)
+        torch.testing.assert_close(grad, 0.7 * before + 2.0 * grad_r)
+        torch.testing.assert_close(value, cost.h(before))
+        torch.testing.assert_close(z, before, rtol=0, atol=0)
+    torch.testing.assert_close(ElasticCost(Ridge(), rho=0.7, lam=2.0).grad_h_conjugate(
+        ElasticCost(Ridge(), rho=0.7, lam=2.0).grad_h(z)), z)
 
 
 def test_lambda_zero_gives_squared_euclidean_entropic_map(make_clouds, eager_one_thread):

@@ -51,7 +51,8 @@ def test_subspace_map_with_lambda_zero_is_the_barycentric_projection():
 
 def test_learning_shrinks_the_principal_angle_and_stays_orthonormal():
     prob = planted_subspace_problem(400, 6, 1, seed=0)
-    res = learn_subspace(prob.x, prob.y, 1, lam=3.0, relative_epsilon=0.1, steps=60, lr=0.1,
+    # ε = 0.18 × std(C) here is 0.1 × mean(C), the ε this test was tuned at (mean/std ≈ 1.79)
+    res = learn_subspace(prob.x, prob.y, 1, lam=3.0, relative_epsilon=0.18, steps=60, lr=0.1,
                          true=prob.A, batch_size=256, seed=3)
     assert torch.allclose(res.A @ res.A.T, torch.eye(1, dtype=torch.float64), atol=1e-10)
     assert res.angles.shape == (60,) and res.losses.shape == (60,)

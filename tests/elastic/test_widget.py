@@ -44,6 +44,30 @@ def test_the_explorer_draws_its_state():
     assert explorer.error is None
 
 
+def test_the_now_marker_stays_on_the_axes_and_clear_of_the_legend():
+    """The default λ = 0 puts the marker at the top right of the trade-off panel (every
+    coordinate moved, the largest error): inside the error axis' range, and away from the
+    legend, which stands in the lower right corner, where the rising curves never go."""
+    explorer = ElasticExplorer(debounce_ms=0)
+    layout = explorer.figure.layout
+    assert (layout.legend.yanchor, layout.legend.y, layout.legend.xanchor) == ("bottom", 0, "right")
+    for lam in LAMS:
+        for regularizer in ("l1", "stvs"):
+            explorer.set(lam=lam, regularizer=regularizer)
+            (x,), (y,) = explorer.trace("now").x, explorer.trace("now").y
+            (x0, x1), (y0, y1) = layout.xaxis2.range, layout.yaxis2.range
+            fx, fy = (x - x0) / (x1 - x0), (y - y0) / (y1 - y0)
+            assert 0.03 < fx < 0.97 and 0.03 < fy < 0.97, (lam, regularizer, fx, fy)
+            assert not (fx > 0.6 and fy < 0.3), "the marker is under the legend"
+
+
+def test_the_heatmap_sends_no_nan():
+    """JSON has no NaN: the blank row between δ and the points is None (a gap)."""
+    z = ElasticExplorer(debounce_ms=0).trace("displacements").z
+    assert all(v is None for v in z[1]) and len(z[1]) == D
+    assert all(isinstance(v, float) and v == v for row in z[:1] + z[2:] for v in row)
+
+
 @pytest.mark.parametrize(("kwargs", "error", "name"), [
     ({"lam": 0.3}, ValueError, "lam"), ({"regularizer": "l2"}, ValueError, "regularizer"),
     ({"lam": True}, TypeError, "lam"),
