@@ -98,7 +98,7 @@ def sgd_rows(sizes, batches, steps, device) -> list[dict]:
         for batch in batches:
             def run(k):
                 start = time.perf_counter()
-                sd.semidiscrete(StandardNormal(2), y, num_iterations=k, batch_size=batch,
+                sd.semidiscrete(StandardNormal(2), y, steps=k, batch_size=batch,
                                 check_every=10**9, chi2_batches=1, chi2_batch_size=2)
                 return time.perf_counter() - start
             run(2)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .costs import Cost
+from .validation import check_choice
 
 __all__ = ["PointCloud", "default_mode", "default_block_size"]
 
@@ -59,8 +60,7 @@ class PointCloud:
     _cy: torch.Tensor = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if self.mode not in ("dense", "online"):
-            raise ValueError(f"mode must be 'dense' or 'online', got {self.mode!r}")
+        check_choice("mode", self.mode, ("dense", "online"))
         if self.cost.translation_invariant:
             offset = 0.5 * (self.x.mean(0) + self.y.mean(0))
             cx, cy = self.x - offset, self.y - offset

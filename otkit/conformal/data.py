@@ -32,7 +32,7 @@ from importlib import resources
 import numpy as np
 import torch
 
-from ..validation import check_count, check_generator
+from ..validation import check_choice, check_count, check_generator
 
 __all__ = [
     "MULTIOUTPUT_DATASETS",
@@ -156,9 +156,7 @@ class RegressionData:
 
 
 def _check_kind(kind) -> str:
-    if not isinstance(kind, str) or kind not in TOY_KINDS:
-        raise ValueError(f"kind must be one of {TOY_KINDS}, got {kind!r}")
-    return kind
+    return check_choice("kind", kind, TOY_KINDS)
 
 
 def _check_dim(dim) -> int:
@@ -395,10 +393,7 @@ def load_multioutput(name: str, *, dtype: torch.dtype = torch.float64) -> Regres
     """
     if not isinstance(name, str):
         raise TypeError(f"name must be a string, one of {MULTIOUTPUT_DATASETS}, got {name!r}")
-    if name not in _N_TARGETS:
-        raise ValueError(
-            f"unknown multi-output dataset {name!r}; available: {', '.join(MULTIOUTPUT_DATASETS)}"
-        )
+    check_choice("name", name, MULTIOUTPUT_DATASETS)
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise TypeError(f"dtype must be a floating-point torch dtype, got {dtype!r}")
     header, values = _read_csv(name)

@@ -57,7 +57,7 @@ from scipy.stats import qmc
 
 from ..backends import log_weight
 from ..sinkhorn import SinkhornResult, sinkhorn
-from ..validation import check_count, check_probability
+from ..validation import check_choice, check_count, check_probability
 
 __all__ = [
     "ConformalPredictor",
@@ -97,6 +97,7 @@ def sphere_directions(
     """
     num = check_count("num", num)
     dim = check_count("dim", dim)
+    check_choice("kind", kind, ("sobol", "random", "grid"))
     if kind == "grid":
         if dim != 2:
             raise ValueError(f"kind='grid' needs dim = 2, got dim = {dim}")
@@ -107,11 +108,9 @@ def sphere_directions(
         uniform = sampler.random_base2(m=max(0, math.ceil(math.log2(num))))[:num]
         eps = np.finfo(np.float64).eps
         gauss = torch.from_numpy(ndtri(np.clip(uniform, eps, 1 - eps)))
-    elif kind == "random":
+    else:
         gen = torch.Generator().manual_seed(seed)
         gauss = torch.randn(num, dim, generator=gen, dtype=torch.float64)
-    else:
-        raise ValueError(f"kind must be 'sobol', 'random' or 'grid', got {kind!r}")
     return (gauss / gauss.norm(dim=1, keepdim=True).clamp_min(1e-300)).to(dtype)
 
 
@@ -654,9 +653,7 @@ class OTCP(ConformalPredictor):
         self.num_radii = num_radii
         self.directions = directions
         self.seed = seed
-        if backward not in ("invert", "entropic"):
-            raise ValueError(f"backward must be 'invert' or 'entropic', got {backward!r}")
-        self.backward = backward
+        self.backward = check_choice("backward", backward, ("invert", "entropic"))
         self.tol, self.max_iter, self.backend = tol, max_iter, backend
         self.transport_map: SinkhornResult | None = None
 
@@ -776,8 +773,7 @@ def make_conformal(method: str, model: Any, **options: Any) -> ConformalPredicto
 
     ``options`` go to :class:`OTCP` (epsilon, reference_size, ...); the baselines take none.
     """
-    if method not in CONFORMAL_METHODS:
-        raise ValueError(f"method must be one of {tuple(CONFORMAL_METHODS)}, got {method!r}")
+    check_choice("method", method, CONFORMAL_METHODS)
     if options and method != "otcp":
         raise TypeError(f"the {method!r} predictor takes no options, got {sorted(options)}")
     return CONFORMAL_METHODS[method](model, **options)

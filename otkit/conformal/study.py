@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from ..validation import check_count, check_probability
+from ..validation import check_choice, check_count, check_probability
 from .data import RegressionData, split_data
 from .metrics import conditional_coverage_error, coverage, worst_slab_coverage
 from .predictors import CONFORMAL_METHODS, ConformalPredictor, make_conformal
@@ -148,9 +148,8 @@ def compare_conformal_methods(
     """
     num_splits = check_count("num_splits", num_splits)
     alphas = [check_probability("alpha", a) for a in alphas]
-    for method in methods:
-        if method not in CONFORMAL_METHODS:
-            raise ValueError(f"methods must be among {tuple(CONFORMAL_METHODS)}, got {method!r}")
+    for i, method in enumerate(methods):
+        check_choice(f"methods[{i}]", method, CONFORMAL_METHODS)
     if sizes is None:
         sizes = (0.4, 0.2, 0.2, 0.2) if model is not None else (0.25, 0.25, 0.5)
     parts_needed = 4 if model is not None else 3

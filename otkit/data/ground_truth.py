@@ -36,7 +36,7 @@ import torch
 from torch import Tensor
 
 from ..gaussian import monge_map, random_spd, sample_gaussian
-from ..validation import check_cloud, check_count, check_generator
+from ..validation import check_choice, check_cloud, check_count, check_generator
 from .samplers import _out, _rand, _randn
 
 __all__ = [
@@ -204,8 +204,7 @@ def convex_potential_map(dim: int, *, kind: str = "softplus", seed: int = 0,
     (``w_iᵀx ~ N(0, 1)``), and is absolutely continuous, as Brenier's theorem asks.
     """
     d, gen = _check_dim(dim), _seeded(seed)
-    if kind != "softplus":
-        raise ValueError(f"kind must be 'softplus' (the only convex potential kind), got {kind!r}")
+    check_choice("kind", kind, ("softplus",))  # the only convex potential kind so far
     if ridges is None:
         ridges = max(4, d)
     elif isinstance(ridges, bool) or not isinstance(ridges, int) or ridges < 0:
@@ -226,11 +225,9 @@ def convex_potential_map(dim: int, *, kind: str = "softplus", seed: int = 0,
 
 def ground_truth_map(name: str, dim: int, *, seed: int = 0) -> GroundTruthMap:
     """The ground-truth map ``name`` (one of :data:`GROUND_TRUTH_MAPS`) in dimension ``dim``."""
-    if name == "gaussian":
+    if check_choice("name", name, GROUND_TRUTH_MAPS) == "gaussian":
         return gaussian_map(dim, seed=seed)
-    if name == "softplus":
-        return convex_potential_map(dim, kind="softplus", seed=seed)
-    raise ValueError(f"name must be one of {GROUND_TRUTH_MAPS}, got {name!r}")
+    return convex_potential_map(dim, kind="softplus", seed=seed)
 
 
 def map_error(predicted: Tensor, truth: Tensor) -> float:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..validation import check_count, check_generator, check_nonnegative
+from ..validation import check_choice, check_count, check_generator, check_nonnegative
 
 __all__ = [
     "gaussian_mixture",
@@ -226,8 +226,7 @@ def two_clouds(
     """
     n = check_count("n", n)
     m = n if m is None else check_count("m", m)
-    if kind not in TWO_CLOUD_KINDS:
-        raise ValueError(f"kind must be one of {TWO_CLOUD_KINDS}, got {kind!r}")
+    check_choice("kind", kind, TWO_CLOUD_KINDS)
     if isinstance(d, bool) or not isinstance(d, int) or d < 1:
         raise ValueError(f"d must be a positive integer, got {d!r}")
     if d != 2 and kind != "gaussians":
@@ -441,8 +440,7 @@ def digits(
     Raises:
         ImportError: scikit-learn is missing (it is an optional extra of otkit).
     """
-    if split not in DIGITS_SPLITS:
-        raise ValueError(f"split must be one of {DIGITS_SPLITS}, got {split!r}")
+    check_choice("split", split, DIGITS_SPLITS)
     if isinstance(test_fraction, bool) or not isinstance(test_fraction, (int, float)):
         raise TypeError(f"test_fraction must be a number in (0, 1), got {test_fraction!r}")
     if not 0.0 < test_fraction < 1.0:

@@ -34,7 +34,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from ..validation import check_count, check_positive
+from ..validation import check_choice, check_count, check_positive
 
 __all__ = [
     "mean_covariance",
@@ -304,8 +304,7 @@ def train_digits_classifier(
     epochs = check_count("epochs", epochs)
     batch_size = check_count("batch_size", batch_size)
     lr = check_positive("lr", lr)
-    if reference not in REFERENCE_SPLITS:
-        raise ValueError(f"reference must be one of {REFERENCE_SPLITS}, got {reference!r}")
+    check_choice("reference", reference, REFERENCE_SPLITS)
     split = dict(test_fraction=test_fraction, seed=seed, return_labels=True)
     x_train, y_train = digits(split="train", **split)
     x_test, y_test = digits(split="test", **split)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..data import samplers as datasets
-from ..validation import check_cloud, check_count
+from ..validation import check_choice, check_cloud, check_count
 
 __all__ = ["Distribution", "StandardNormal", "Empirical", "Sampler", "TOY_DISTRIBUTIONS"]
 
@@ -77,8 +77,7 @@ class Sampler:
     options: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.name not in TOY_DISTRIBUTIONS:
-            raise ValueError(f"name must be one of {TOY_DISTRIBUTIONS}, got {self.name!r}")
+        check_choice("name", self.name, TOY_DISTRIBUTIONS)
 
     dim = 2
 

@@ -21,6 +21,7 @@ largest NFE.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -29,7 +30,7 @@ from torch import nn
 
 from ..nn.velocity import VelocityConvNet, VelocityMLP
 from ..semidiscrete.solver import semidiscrete
-from ..validation import check_count
+from ..validation import check_choice, check_count
 from .couplings import (
     Coupling,
     ExactCoupling,
@@ -85,21 +86,20 @@ def flow_benchmark(
     ``train_size``: make a 2-D target a finite training set of that many points (an
     :class:`Empirical` law), as semidiscrete couplings need; digits always are (1,438 images).
     """
+    check_choice("name", name, FLOW_BENCHMARKS)
     reference_size = check_count("reference_size", reference_size)
     gen = torch.Generator().manual_seed(10_000 + seed)  # away from training draws
     if name == "moons":
         source, target = Sampler("eight_gaussians"), Sampler("moons")
     elif name == "checkerboard":
         source, target = Sampler("gaussian"), Sampler("checkerboard")
-    elif name == "digits":
+    else:  # "digits"
         from ..data.samplers import digits
 
         train = digits(split="train", seed=seed)
         test = digits(split="test", seed=seed)
         source, target = StandardNormal(64), Empirical(train)
         return FlowBenchmark(name, source, target, test[:reference_size], 64)
-    else:
-        raise ValueError(f"name must be one of {FLOW_BENCHMARKS}, got {name!r}")
     reference = target(reference_size, gen)
     if train_size is not None:
         target = Empirical(target(check_count("train_size", train_size), torch.Generator().manual_seed(seed)))
@@ -110,23 +110,40 @@ def semidiscrete_coupling(
     benchmark: FlowBenchmark,
     *,
     epsilon: float = 0.0,
-    num_iterations: int = 5000,
+    steps: int = 5000,
     batch_size: int = 256,
     optimizer: str = "sgd",
     lr: float = 0.02,
     seed: int = 0,
     progress: bool = False,
+    num_iterations: int | None = None,
 ) -> SemidiscreteCoupling:
     """Fit the semidiscrete potential from the benchmark's source to its finite target set and
-    return the SD-FM coupling (the fit is ``coupling.fit``, its χ² history included)."""
+    return the SD-FM coupling (the fit is ``coupling.fit``, its χ² history included).
+
+    ``steps`` SGD steps of :func:`~otkit.semidiscrete.semidiscrete` (χ² checked every
+    ``steps // 10``), its source drawn from ``seed``. ``num_iterations``: the old name of
+    ``steps``, still accepted (keyword only) with a ``DeprecationWarning``.
+    """
+    if num_iterations is not None:
+        if steps != 5000:
+            raise TypeError(
+                "semidiscrete_coupling() got both steps= and its old name num_iterations=: "
+                "give steps only"
+            )
+        warnings.warn(
+            "semidiscrete_coupling(..., num_iterations=) is now semidiscrete_coupling(..., "
+            "steps=); the old name will go", DeprecationWarning, stacklevel=2,
+        )
+        steps = num_iterations
     if not isinstance(benchmark.target, Empirical):
         raise ValueError(  # noqa: TRY004 - a benchmark built without train_size, not a bad type
             "semidiscrete couplings need a finite target: build the benchmark with train_size="
         )
     fit = semidiscrete(
-        benchmark.source, benchmark.target.data, epsilon=epsilon, num_iterations=num_iterations,
-        batch_size=batch_size, optimizer=optimizer, lr=lr, seed=seed, progress=progress,
-        check_every=max(1, num_iterations // 10),
+        benchmark.source, benchmark.target.data, epsilon=epsilon, steps=steps,
+        batch_size=batch_size, optimizer=optimizer, lr=lr, generator=seed, progress=progress,
+        check_every=max(1, steps // 10),
     )
     return SemidiscreteCoupling(fit)
 

@@ -63,6 +63,7 @@ from ..validation import (
     check_clouds,
     check_count,
     check_equal_mass,
+    check_generator,
     check_positive,
     check_tau,
     check_weights,
@@ -398,7 +399,7 @@ def lowrank(
             the accuracy of the marginals. Measured: inner_tol from 1e-6 to 1e-3 gave the
             same cost to 4 digits, 1e-4 in a quarter of the time of 1e-6.
         init: ``"random"`` or ``"kmeans"`` starting factors.
-        generator: a ``torch.Generator`` or an int seed for the initialization.
+        generator: a CPU ``torch.Generator`` or an int seed for the initialization.
         backend: ``"auto"`` or ``"torch"``, the only implementation (POT's low-rank solver is
             balanced and squared-Euclidean only: it is a reference in the benchmarks, not a
             backend).
@@ -423,8 +424,7 @@ def lowrank(
     max_iter = check_count("max_iter", max_iter)
     min_iter = check_count("min_iter", min_iter)
     inner_max_iter = check_count("inner_max_iter", inner_max_iter)
-    if isinstance(generator, int) and not isinstance(generator, bool):
-        generator = torch.Generator().manual_seed(generator)
+    generator = check_generator(generator)
     a_fac, b_fac = factorize_cost(x, y, cost)
     geometry_cost = _FactoredCost() if isinstance(cost, tuple) else get_cost(cost)
     rho_a, rho_b = _rho(tau_a), _rho(tau_b)

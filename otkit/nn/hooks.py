@@ -25,6 +25,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..validation import check_choice
+
 __all__ = [
     "find_modules",
     "pool",
@@ -115,8 +117,7 @@ def pool(h: torch.Tensor, how: str = "mean") -> torch.Tensor:
     positions (``[B, C, H, W]``), N = B. ``how="none"``: every token/position is a sample,
     N = B·T or B·H·W. A ``[B, D]`` activation is returned as is.
     """
-    if how not in POOLS:
-        raise ValueError(f"pool must be one of {POOLS}, got {how!r}")
+    check_choice("pool", how, POOLS)
     if not isinstance(h, torch.Tensor):
         raise TypeError(f"h must be a torch.Tensor, got {type(h).__name__}")
     _channel_dim(h, "h")
@@ -200,9 +201,7 @@ def collect_activations(
     for every batch, inside ``context`` when given (e.g. :func:`otkit.steering.steer`: the
     recorded outputs are then the steered ones). Tensors stay on the activations' device and dtype.
     """
-    how = pool
-    if how not in POOLS:
-        raise ValueError(f"pool must be one of {POOLS}, got {how!r}")
+    how = check_choice("pool", pool, POOLS)
     names = find_modules(model, modules)
     run = default_forward if forward is None else forward
     records: dict[str, list[torch.Tensor]] = {n: [] for n in names}

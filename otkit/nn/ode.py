@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 import torch
 
-from ..validation import check_count
+from ..validation import check_choice, check_count
 
 __all__ = ["SAMPLERS", "integrate", "EVALUATIONS_PER_STEP"]
 
@@ -30,8 +30,7 @@ SAMPLERS = tuple(EVALUATIONS_PER_STEP)
 
 
 def _steps(nfe: int, method: str) -> int:
-    if method not in EVALUATIONS_PER_STEP:
-        raise ValueError(f"method must be one of {SAMPLERS}, got {method!r}")
+    check_choice("method", method, SAMPLERS)
     nfe = check_count("nfe", nfe)
     per_step = EVALUATIONS_PER_STEP[method]
     if nfe % per_step:

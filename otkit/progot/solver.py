@@ -309,7 +309,7 @@ class ProgOTResult:
         steps = self.num_steps if num_steps is None else num_steps
         if isinstance(steps, bool) or not isinstance(steps, int) or not 0 <= steps <= self.num_steps:
             raise ValueError(f"num_steps must be an integer in [0, {self.num_steps}], got {num_steps!r}")
-        z = self.steps[0]._check_points("x_new", x_new)
+        z = self.steps[0].check_points("x_new", x_new)
         path = [z]
         for k in range(steps):
             z = _displace(z, self.steps[k], self.alphas[k].item())

@@ -41,8 +41,10 @@ from tqdm.auto import tqdm
 from ..costs import Cost, get_cost
 from ..sinkhorn import ConvergenceWarning
 from ..validation import (
+    check_choice,
     check_cloud,
     check_count,
+    check_generator,
     check_positive,
     check_probability,
     check_weights,
@@ -259,7 +261,7 @@ class SemidiscreteResult:
         g_last: the last iterate ``[N]``.
         epsilon: the entropic regularization (0: the unregularized Laguerre assignment).
         cost: the ground cost.
-        losses: ``[num_iterations]`` minibatch losses.
+        losses: ``[steps]`` minibatch losses (fewer once ``tol`` is reached).
         chi2_steps, chi2: ``[checks]`` the step of each marginal-error check and its value
             (:func:`chi2_error` of the EMA potential, averaged over ``chi2_batches`` batches).
         converged: whether the last χ² check reached ``tol`` (False when no ``tol``).
@@ -337,6 +339,19 @@ class SemidiscreteResult:
         return sum(values) / len(values)
 
 
+def _renamed(old: str, old_value: object, new: str, new_value: object, default: object) -> object:
+    """``semidiscrete``'s keyword ``new``, given under its old name ``old`` or not."""
+    if old_value is None:
+        return new_value
+    if new_value is not default and new_value != default:
+        raise TypeError(f"semidiscrete() got both {new}= and its old name {old}=: give {new} only")
+    warnings.warn(
+        f"semidiscrete(..., {old}=) is now semidiscrete(..., {new}=); the old name will go",
+        DeprecationWarning, stacklevel=3,
+    )
+    return old_value
+
+
 def semidiscrete(
     sampler: Sampler,
     y: torch.Tensor,
@@ -344,7 +359,7 @@ def semidiscrete(
     *,
     epsilon: float = 0.0,
     cost: str | Cost = "sqeuclidean",
-    num_iterations: int = 10_000,
+    steps: int = 10_000,
     batch_size: int = 128,
     optimizer: str = "sgd",
     lr: float = 0.02,
@@ -354,30 +369,37 @@ def semidiscrete(
     chi2_batches: int = 4,
     chi2_batch_size: int = 1024,
     init: torch.Tensor | None = None,
-    seed: int = 0,
+    generator: torch.Generator | int | None = 0,
     progress: bool = False,
     callback: Callable[[int, torch.Tensor], None] | None = None,
+    num_iterations: int | None = None,
+    seed: int | None = None,
 ) -> SemidiscreteResult:
     """Fit the semidiscrete dual potential g by stochastic gradient (module docstring).
 
     Args:
-        sampler: the source, a callable ``(n, generator) -> [n, d]`` (drawn on the CPU from a
-            generator seeded by ``seed``; e.g. :class:`otkit.flows.StandardNormal`).
+        sampler: the source, a callable ``(n, generator) -> [n, d]`` (drawn on the CPU from
+            ``generator``; e.g. :class:`otkit.flows.StandardNormal`).
         y: the targets ``[N, d]``; b: their weights ``[N]`` (uniform by default; they must
             be positive and sum to 1).
         epsilon: entropic regularization ≥ 0 in cost units (0: the unregularized problem).
         cost: ``"sqeuclidean"`` (½‖x − y‖², default), ``"dot"`` or a :class:`otkit.costs.Cost`.
-        num_iterations: SGD steps; batch_size: source points per step.
+        steps: SGD steps; batch_size: source points per step.
         optimizer: ``"sgd"`` or ``"adam"``; lr: its learning rate.
         ema: decay of the moving average of g (0.99 in the paper), in [0, 1).
         tol: stop once the χ² error of the EMA potential falls to ``tol`` (checked every
             ``check_every`` steps on ``chi2_batches`` batches of ``chi2_batch_size``). Without
-            ``tol`` all iterations run and the χ² history is still recorded.
+            ``tol`` all steps run and the χ² history is still recorded.
         init: a starting potential ``[N]`` (zeros by default).
-        seed: seeds the source draws.
+        generator: the source draws' CPU ``torch.Generator``, or an int seed of a fresh one
+            (the default, 0, makes a call reproducible); ``None`` draws from torch's global one.
         progress: a tqdm bar. callback: called as ``callback(step, g_ema)`` at every check
             (e.g. to keep snapshots for a widget).
+        num_iterations, seed: the old names of ``steps`` and ``generator``, still accepted
+            (keyword only) with a ``DeprecationWarning``.
     """
+    steps = _renamed("num_iterations", num_iterations, "steps", steps, 10_000)
+    generator = _renamed("seed", seed, "generator", generator, 0)
     y = check_cloud("y", y)
     n_targets = y.shape[0]
     b = check_weights("b", b, n_targets, y)
@@ -389,10 +411,9 @@ def semidiscrete(
         raise ValueError(f"epsilon must be a finite number >= 0, got {epsilon!r}")
     epsilon = float(epsilon)
     cost = get_cost(cost)
-    num_iterations = check_count("num_iterations", num_iterations)
+    steps = check_count("steps", steps)
     batch_size = check_count("batch_size", batch_size, minimum=2)
-    if optimizer not in ("sgd", "adam"):
-        raise ValueError(f"optimizer must be 'sgd' or 'adam', got {optimizer!r}")
+    check_choice("optimizer", optimizer, ("sgd", "adam"))
     lr = check_positive("lr", lr)
     ema = check_probability("ema", ema, closed=True)
     if ema == 1.0:
@@ -406,7 +427,7 @@ def semidiscrete(
         not isinstance(init, torch.Tensor) or init.shape != (n_targets,) or not torch.isfinite(init).all()
     ):
         raise ValueError(f"init must be a finite tensor of shape [{n_targets}]")
-    gen = torch.Generator().manual_seed(check_count("seed", seed, minimum=0))
+    gen = check_generator(generator)
 
     def draw(n: int) -> torch.Tensor:
         x = sampler(n, gen)
@@ -421,18 +442,18 @@ def semidiscrete(
     g_ema = g.clone()
     opt = (torch.optim.SGD if optimizer == "sgd" else torch.optim.Adam)([g], lr=lr)
     log_b = torch.log(b)
-    losses = torch.empty(num_iterations, dtype=torch.float64)
+    losses = torch.empty(steps, dtype=torch.float64)
     chi2_steps, chi2_values = [], []
     converged = False
     step = 0
-    for step in tqdm(range(1, num_iterations + 1), disable=not progress, desc="semidiscrete"):
+    for step in tqdm(range(1, steps + 1), disable=not progress, desc="semidiscrete"):
         x = draw(batch_size)
         col, _, f = _batch_statistics(x, y, log_b, g, cost, epsilon)
         g.grad = col / batch_size - b  # ∂L/∂g in closed form; no autograd graph
         losses[step - 1] = -(f.mean() + (g * b).sum()).item()
         opt.step()
         g_ema.mul_(ema).add_(g, alpha=1 - ema)
-        if step % check_every == 0 or step == num_iterations:
+        if step % check_every == 0 or step == steps:
             value = 0.0
             for _ in range(chi2_batches):
                 col, col_sq, _ = _batch_statistics(draw(chi2_batch_size), y, log_b, g_ema, cost, epsilon)
@@ -447,7 +468,7 @@ def semidiscrete(
     if tol is not None and not converged:
         warnings.warn(
             f"semidiscrete: the chi-square error {chi2_values[-1]:.3g} did not reach tol={tol:g} "
-            f"in {num_iterations} iterations: raise num_iterations or lr",
+            f"in {steps} steps: raise steps or lr",
             ConvergenceWarning, stacklevel=2,
         )
     return SemidiscreteResult(

@@ -22,6 +22,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..nn.hooks import Forward
+from ..validation import check_choice
 from .hooks import check_fit_inputs, collect_activations
 from .intervention import Intervention
 from .maps import ESTIMATORS, AffineMap
@@ -57,8 +58,7 @@ def fit_act(
     Returns:
         an :class:`Intervention` at strength 1 with one map per module, in model order.
     """
-    if method not in ESTIMATORS:
-        raise ValueError(f"method must be one of {sorted(ESTIMATORS)}, got {method!r}")
+    check_choice("method", method, ESTIMATORS)
     names, source, target = check_fit_inputs(model, modules, source, target, pool)
     estimate = ESTIMATORS[method]
     # Targets come from the unsteered model: one pass records every layer.

@@ -21,6 +21,7 @@ from ..nn.hooks import (
     rewrite_outputs,
 )
 from ..nn.hooks import collect_activations as _collect
+from ..validation import check_choice
 from .intervention import Intervention
 from .maps import AffineMap, check_strength
 
@@ -77,8 +78,7 @@ def check_fit_inputs(
 ) -> tuple[list[str], list[Any], list[Any]]:
     """The module names and the source and target batches as lists, checked for a fit
     (``fit_act``, ``fit_lineas``): a known ``pool``, matching modules, no empty side."""
-    if pool not in POOLS:
-        raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
+    check_choice("pool", pool, POOLS)
     names = find_modules(model, modules)
     source, target = list(source), list(target)
     if not source:

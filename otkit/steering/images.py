@@ -75,7 +75,7 @@ from ..flows.digits import (
 )
 from ..flows.distributions import Empirical, StandardNormal
 from ..nn.velocity import broadcast_times
-from ..validation import check_count
+from ..validation import check_choice, check_count
 from .hooks import steer
 from .intervention import Intervention
 from .maps import check_strength
@@ -157,21 +157,15 @@ class SteerableVelocityNet(nn.Module):
 
 
 def _check_concept(concept: object) -> int | str:
-    if isinstance(concept, bool) or concept not in CONCEPTS:
-        raise ValueError(f"concept must be a digit 0-9, 'thick' or 'thin', got {concept!r}")
-    return concept  # type: ignore[return-value]
+    return check_choice("concept", concept, CONCEPTS)  # type: ignore[return-value]
 
 
 def _check_neurons(neurons: object) -> str:
-    if neurons not in NEURONS:
-        raise ValueError(f"neurons must be one of {NEURONS}, got {neurons!r}")
-    return neurons  # type: ignore[return-value]
+    return check_choice("neurons", neurons, NEURONS)  # type: ignore[return-value]
 
 
 def _check_mode(mode: object) -> str:
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    return mode  # type: ignore[return-value]
+    return check_choice("mode", mode, MODES)  # type: ignore[return-value]
 
 
 def _style_thresholds(x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -39,7 +39,7 @@ from tqdm.auto import tqdm
 
 from ..nn.hooks import Forward, apply_channelwise, default_forward, rewrite_outputs
 from ..nn.hooks import pool as _pool
-from ..validation import check_count, check_positive
+from ..validation import check_choice, check_count, check_positive
 from .hooks import _check_channels, check_fit_inputs, collect_activations
 from .intervention import Intervention
 from .maps import AffineMap
@@ -163,8 +163,7 @@ def fit_lineas(
     lr = check_positive("lr", lr)
     l1 = _check_nonnegative("l1", l1)
     group = _check_nonnegative("group", group)
-    if optimizer not in ("adam", "sgd"):
-        raise ValueError(f"optimizer must be 'adam' or 'sgd', got {optimizer!r}")
+    check_choice("optimizer", optimizer, ("adam", "sgd"))
     names, source, target = check_fit_inputs(model, modules, source, target, pool)
     if batch_size is not None:
         batch_size = min(check_count("batch_size", batch_size), len(source))

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -47,7 +48,7 @@ import torch
 from torch import nn
 
 from ..nn.hooks import POOLS
-from ..validation import check_count, check_probability
+from ..validation import check_choice, check_count, check_generator, check_probability
 from .hooks import steer
 from .intervention import Intervention
 
@@ -146,9 +147,7 @@ def _vocabulary() -> list[str]:
 
 
 def _check_concept(concept: object) -> str:
-    if concept not in TOPICS:
-        raise ValueError(f"concept must be one of {sorted(TOPICS)}, got {concept!r}")
-    return concept  # type: ignore[return-value]
+    return check_choice("concept", concept, TOPICS)  # type: ignore[return-value]
 
 
 def has_concept(sentence: str, concept: str = "weather") -> bool:
@@ -196,11 +195,29 @@ def _sentence(topic: str, pick) -> str:
                      pick(ENDINGS)))
 
 
+def _old_seed(function: str, seed: int | None, generator: torch.Generator | int | None):
+    """``function``'s ``generator`` (default 0), given under its old name ``seed`` or not."""
+    if seed is None:
+        return generator
+    if type(generator) is not int or generator != 0:
+        raise TypeError(
+            f"{function}() got both generator= and its old name seed=: give generator only"
+        )
+    warnings.warn(
+        f"{function}(..., seed=) is now {function}(..., generator=); the old name will go",
+        DeprecationWarning, stacklevel=3,
+    )
+    return seed
+
+
 def make_corpus(
     n: int, *, concept: str = "weather", concept_share: float = 0.2, stay: float = 0.75,
-    seed: int = 0,
+    generator: torch.Generator | int | None = 0, seed: int | None = None,
 ) -> Corpus:
-    """``n`` two-sentence documents, reproducible from ``seed``.
+    """``n`` two-sentence documents drawn from ``generator`` (a CPU ``torch.Generator`` or an
+    int seed; the default, 0, makes a call reproducible; ``None``: torch's global generator).
+    ``seed``: the old name of ``generator``, still accepted (keyword only) with a
+    ``DeprecationWarning``.
 
     The first sentence is about ``concept`` with probability ``concept_share`` and otherwise
     about one of the other topics, uniformly; the second keeps the first one's topic with
@@ -212,7 +229,7 @@ def make_corpus(
     concept = _check_concept(concept)
     share = check_probability("concept_share", concept_share, closed=True)
     stay = check_probability("stay", stay, closed=True)
-    gen = torch.Generator().manual_seed(seed)
+    gen = check_generator(_old_seed("make_corpus", seed, generator))
     others = [t for t in TOPICS if t != concept]
 
     def pick(options: Sequence[str]) -> str:
@@ -273,13 +290,17 @@ def train_language_model(
 
 @torch.no_grad()
 def generate(model: nn.Module, tokenizer: WordTokenizer, prompts: torch.Tensor, length: int, *,
-             seed: int = 0, temperature: float = 1.0) -> list[str]:
+             generator: torch.Generator | int | None = 0, temperature: float = 1.0,
+             seed: int | None = None) -> list[str]:
     """Continue ``prompts: [k, T0]`` (ids from ``tokenizer.encode(..., eos=False)``) by
     ``length`` sampled words; returns the continuations' text.
 
-    Sampling is Gumbel-max with noise drawn from ``seed``: every call draws the same noise, so
-    one model under two interventions is compared on common random numbers."""
-    gen = torch.Generator().manual_seed(seed)
+    Sampling is Gumbel-max with noise drawn from ``generator`` (a CPU ``torch.Generator``, or
+    an int seed of a fresh one; ``None``: torch's global generator). With an int seed (the
+    default, 0) every call draws the same noise, so one model under two interventions is
+    compared on common random numbers. ``seed``: the old name of ``generator``, still
+    accepted (keyword only) with a ``DeprecationWarning``."""
+    gen = check_generator(_old_seed("generate", seed, generator))
     ids = prompts
     for _ in range(check_count("length", length)):
         logits = model(input_ids=ids).logits[:, -1].float() / temperature
@@ -298,7 +319,7 @@ def perplexity(model: nn.Module, ids: torch.Tensor) -> float:
 def _prompts(tokenizer: WordTokenizer, concept: str, mode: str, count: int, seed: int) -> torch.Tensor:
     """``[count, 7]`` ids of held-out first sentences: without the concept to induce it, about
     it to remove it."""
-    firsts = make_corpus(4 * count + 64, concept=concept, concept_share=0.5, seed=seed + 2)
+    firsts = make_corpus(4 * count + 64, concept=concept, concept_share=0.5, generator=seed + 2)
     chosen = firsts.select(first=(mode == "remove"), concept=concept)[:count]
     return tokenizer.encode([" ".join(doc.split()[:SENTENCE_WORDS]) for doc in chosen], eos=False)
 
@@ -345,8 +366,7 @@ class TextSteeringTask:
     def with_mode(self, mode: str) -> TextSteeringTask:
         """The same model with the other ``mode``: source and target swapped, and prompts
         without the concept (``"induce"``) or about it (``"remove"``)."""
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        check_choice("mode", mode, MODES)
         if mode == self.mode:
             return self
         prompts = _prompts(self.tokenizer, self.concept, mode, self.prompts.shape[0], self.seed)
@@ -357,9 +377,11 @@ class TextSteeringTask:
         """Continuations (one sentence each) of the first ``count`` prompts."""
         prompts = self.prompts if count is None else self.prompts[: check_count("count", count)]
         if intervention is None:
-            return generate(self.model, self.tokenizer, prompts, SENTENCE_WORDS, seed=self.seed)
+            return generate(self.model, self.tokenizer, prompts, SENTENCE_WORDS,
+                            generator=self.seed)
         with steer(self.model, intervention, strength=strength):
-            return generate(self.model, self.tokenizer, prompts, SENTENCE_WORDS, seed=self.seed)
+            return generate(self.model, self.tokenizer, prompts, SENTENCE_WORDS,
+                            generator=self.seed)
 
     def perplexity(self, intervention: Intervention | None = None, strength: float = 1.0) -> float:
         """Perplexity of the held-out documents without the concept."""
@@ -409,23 +431,21 @@ def text_steering_task(
             for a perplexity of held-out text from 6.25 to 6.36 and 6.65.
     """
     concept = _check_concept(concept)
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    check_choice("mode", mode, MODES)
     n_fit = check_count("n_fit", n_fit)
     batch_size = check_count("batch_size", batch_size)
     prompts = check_count("prompts", prompts)
-    if pool not in POOLS:
-        raise ValueError(f"pool must be one of {POOLS}, got {pool!r}")
+    check_choice("pool", pool, POOLS)
     steps = (300 if quick else 2000) if steps is None else check_count("steps", steps)
     tokenizer = WordTokenizer(_vocabulary())
-    corpus = make_corpus(4000 if quick else 20000, concept=concept, seed=seed)
+    corpus = make_corpus(4000 if quick else 20000, concept=concept, generator=seed)
     model = tiny_gpt2(len(tokenizer), seed=seed)
     start = time.perf_counter()
     losses = train_language_model(model, tokenizer.encode(corpus.documents), steps=steps,
                                   seed=seed)
     seconds = time.perf_counter() - start
 
-    fit = make_corpus(6 * n_fit + 64, concept=concept, concept_share=0.5, seed=seed + 1)
+    fit = make_corpus(6 * n_fit + 64, concept=concept, concept_share=0.5, generator=seed + 1)
     without = fit.select(first=False, second=False, concept=concept)[:n_fit]
     about = fit.select(first=True, second=True, concept=concept)[:n_fit]
     if len(without) < n_fit or len(about) < n_fit:
@@ -433,7 +453,7 @@ def text_steering_task(
     without, about = tokenizer.encode(without), tokenizer.encode(about)
     source, target = (without, about) if mode == "induce" else (about, without)
     prompt_ids = _prompts(tokenizer, concept, mode, prompts, seed)
-    held = make_corpus(512, concept=concept, concept_share=0.0, stay=1.0, seed=seed + 3)
+    held = make_corpus(512, concept=concept, concept_share=0.0, stay=1.0, generator=seed + 3)
     return TextSteeringTask(
         model=model, tokenizer=tokenizer, concept=concept, mode=mode,
         source=list(source.split(batch_size)), target=list(target.split(batch_size)),

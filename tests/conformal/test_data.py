@@ -318,7 +318,7 @@ def test_real_dataset_dtype():
 
 
 def test_real_dataset_errors():
-    with pytest.raises(ValueError, match="available: enb, edm, slump, scpf"):
+    with pytest.raises(ValueError, match="name must be one of 'enb', 'edm', 'slump', 'scpf'"):
         load_multioutput("taxi")
     with pytest.raises(TypeError):
         load_multioutput(1)

@@ -393,9 +393,9 @@ def test_bad_options_are_refused():
         OTCP(zero_model, reference_size=1)
     with pytest.raises(ValueError, match="num_radii must be at most size"):
         reference_ball(10, 2, num_radii=11)
-    with pytest.raises(ValueError, match="kind must be 'sobol', 'random' or 'grid'"):
+    with pytest.raises(ValueError, match="kind must be one of 'sobol', 'random', 'grid'"):
         sphere_directions(8, 2, kind="halton")
-    with pytest.raises(ValueError, match="backward must be 'invert' or 'entropic'"):
+    with pytest.raises(ValueError, match="backward must be one of 'invert', 'entropic'"):
         OTCP(zero_model, backward="forward")
     with pytest.raises(ValueError, match="needs dim = 2"):
         sphere_directions(8, 3, kind="grid")

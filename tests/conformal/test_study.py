@@ -81,7 +81,7 @@ def test_real_data_with_a_model_factory_and_otcp_settings():
 
 def test_bad_arguments_are_refused():
     toy = make_toy_regression("banana", 100, seed=0)
-    with pytest.raises(ValueError, match="methods must be among"):
+    with pytest.raises(ValueError, match=r"methods\[0\] must be one of"):
         compare_conformal_methods(toy, methods=("hexagon",))
     with pytest.raises(ValueError, match="sizes must have 3 parts"):
         compare_conformal_methods(toy, sizes=(0.4, 0.2, 0.2, 0.2))

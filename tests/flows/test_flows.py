@@ -345,7 +345,7 @@ def test_semidiscrete_coupling_pairs_noise_with_its_laguerre_cell():
     from otkit.semidiscrete import semidiscrete
 
     y = torch.randn(16, 2, generator=torch.Generator().manual_seed(0))
-    fit = semidiscrete(StandardNormal(2), y, num_iterations=300, batch_size=64, check_every=300)
+    fit = semidiscrete(StandardNormal(2), y, steps=300, batch_size=64, check_every=300)
     coupling = SemidiscreteCoupling(fit)
     x0 = torch.randn(50, 2)
     pairing = coupling.pair(x0, torch.zeros(50, 2))  # the drawn target batch is not used
@@ -366,6 +366,11 @@ def test_semidiscrete_study_needs_a_finite_target():
     with pytest.raises(ValueError, match="train_size="):
         semidiscrete_coupling(flow_benchmark("moons"))
     bench = flow_benchmark("moons", train_size=64, reference_size=100)
-    coupling = semidiscrete_coupling(bench, num_iterations=50)
+    coupling = semidiscrete_coupling(bench, steps=50)
+    with pytest.warns(DeprecationWarning, match="num_iterations"):
+        old = semidiscrete_coupling(bench, num_iterations=50)
+    assert torch.equal(old.fit.g, coupling.fit.g) and old.fit.n_iter == 50
+    with pytest.raises(TypeError, match="both steps= and its old name num_iterations="):
+        semidiscrete_coupling(bench, steps=50, num_iterations=50)
     rows = run_flow_study(bench, ["independent", coupling], [128], nfes=(1,), steps=4, batch_size=32, num_samples=100)
     assert [r["coupling"] for r in rows] == ["independent", "semidiscrete"]

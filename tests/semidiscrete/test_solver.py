@@ -82,7 +82,7 @@ def test_chi2_estimator_is_unbiased():
 def annulus_fit():
     torch.set_num_threads(1)
     y = half_annulus(24, seed=0, dtype=torch.float64)
-    return sd.semidiscrete(StandardNormal(2), y, num_iterations=6000, batch_size=128, lr=0.05,
+    return sd.semidiscrete(StandardNormal(2), y, steps=6000, batch_size=128, lr=0.05,
                            check_every=1000)
 
 
@@ -115,8 +115,8 @@ def test_potential_matches_discrete_sinkhorn_on_a_large_sample():
     torch.set_num_threads(1)
     y = half_annulus(8, seed=1, dtype=torch.float64)
     eps = 0.5
-    fit = sd.semidiscrete(StandardNormal(2), y, epsilon=eps, num_iterations=4000, batch_size=1024,
-                          optimizer="adam", lr=0.01, ema=0.999, check_every=4000, seed=2)
+    fit = sd.semidiscrete(StandardNormal(2), y, epsilon=eps, steps=4000, batch_size=1024,
+                          optimizer="adam", lr=0.01, ema=0.999, check_every=4000, generator=2)
     x = StandardNormal(2)(40_000, torch.Generator().manual_seed(7)).double()
     ref = otkit.sinkhorn(x, y, epsilon=eps, tol=1e-6, max_iter=5000)
     ours, theirs = fit.g - fit.g.mean(), ref.g - ref.g.mean()
@@ -142,11 +142,27 @@ def test_potential_matches_discrete_sinkhorn_on_a_large_sample():
 def test_bad_inputs_raise(kwargs, match):
     y = torch.randn(6, 2, dtype=torch.float64)
     with pytest.raises(ValueError, match=match):
-        sd.semidiscrete(StandardNormal(2), y, num_iterations=2, **kwargs)
+        sd.semidiscrete(StandardNormal(2), y, steps=2, **kwargs)
+
+
+def test_old_keyword_names_still_work():
+    """num_iterations= and seed= are the old names of steps= and generator=."""
+    y = torch.randn(6, 2, dtype=torch.float64)
+    new = sd.semidiscrete(StandardNormal(2), y, steps=20, generator=3, check_every=10)
+    with pytest.warns(DeprecationWarning) as record:
+        old = sd.semidiscrete(StandardNormal(2), y, num_iterations=20, seed=3, check_every=10)
+    assert torch.equal(old.g, new.g) and old.n_iter == 20
+    assert sorted(str(w.message).split(" is now")[0] for w in record) == [
+        "semidiscrete(..., num_iterations=)", "semidiscrete(..., seed=)"]
+    assert all(w.filename == __file__ for w in record)  # pointing at the caller
+    with pytest.raises(TypeError, match="both steps= and its old name num_iterations="):
+        sd.semidiscrete(StandardNormal(2), y, steps=5, num_iterations=5)
+    gen = torch.Generator().manual_seed(3)  # a generator draws as its seed does
+    assert torch.equal(sd.semidiscrete(StandardNormal(2), y, steps=20, generator=gen, check_every=10).g, new.g)
 
 
 def test_mismatched_dimensions_raise():
     with pytest.raises(ValueError, match=r"sampler\(n, generator\) must return a tensor \[n, 3\]"):
-        sd.semidiscrete(StandardNormal(2), torch.randn(6, 3), num_iterations=2)
+        sd.semidiscrete(StandardNormal(2), torch.randn(6, 3), steps=2)
     with pytest.raises(ValueError, match="y"):
-        sd.semidiscrete(StandardNormal(2), torch.full((6, 2), math.nan), num_iterations=2)
+        sd.semidiscrete(StandardNormal(2), torch.full((6, 2), math.nan), steps=2)

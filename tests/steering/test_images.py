@@ -128,7 +128,7 @@ def test_ink_and_style_split(task):
 def test_bad_arguments_raise(task, induce):
     with pytest.raises(ValueError, match="concept"):
         digit_steering_task(10)
-    with pytest.raises(ValueError, match="concept"):
+    with pytest.raises(TypeError, match="concept"):
         digit_steering_task(True)
     with pytest.raises(ValueError, match="concept"):
         task.with_concept("bold")

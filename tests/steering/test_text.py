@@ -20,9 +20,14 @@ from otkit.steering.text import _vocabulary as vocabulary
 
 
 def test_corpus_is_reproducible_and_its_topics_are_measured_exactly():
-    a = make_corpus(300, seed=3)
-    assert a == make_corpus(300, seed=3)
-    assert a != make_corpus(300, seed=4)
+    a = make_corpus(300, generator=3)
+    assert a == make_corpus(300, generator=3)
+    assert a == make_corpus(300, generator=torch.Generator().manual_seed(3))
+    assert a != make_corpus(300, generator=4)
+    with pytest.warns(DeprecationWarning, match=r"make_corpus\(\.\.\., seed=\) is now"):
+        assert make_corpus(300, seed=3) == a  # the old name of generator
+    with pytest.raises(TypeError, match="both generator= and its old name seed="):
+        make_corpus(300, generator=3, seed=3)
     for doc, (first, second) in zip(a.documents, a.topics):
         words = doc.split()
         assert len(words) == 12
@@ -45,7 +50,7 @@ def test_concept_rate_counts_sentences_with_a_topic_word():
 
 def test_tokenizer_round_trip_and_errors():
     tok = WordTokenizer(vocabulary())
-    docs = make_corpus(5, seed=0).documents
+    docs = make_corpus(5).documents
     ids = tok.encode(docs)
     assert ids.shape == (5, 14) and (ids[:, 0] == tok.bos_id).all() and (ids[:, -1] == tok.eos_id).all()
     assert tok.decode(ids) == list(docs)
@@ -65,12 +70,14 @@ def task():
 def test_training_lowers_the_loss_and_generation_is_seeded(task):
     tok = WordTokenizer(vocabulary())
     model = tiny_gpt2(len(tok), n_layer=1, n_embd=16, n_head=2, seed=1)
-    losses = train_language_model(model, tok.encode(make_corpus(200, seed=0).documents), steps=30)
+    losses = train_language_model(model, tok.encode(make_corpus(200).documents), steps=30)
     assert losses[-5:].mean() < losses[:5].mean() - 0.3
     prompts = task.prompts[:20]
-    a = generate(task.model, task.tokenizer, prompts, 6, seed=5)
-    assert a == generate(task.model, task.tokenizer, prompts, 6, seed=5)
-    assert a != generate(task.model, task.tokenizer, prompts, 6, seed=6)
+    a = generate(task.model, task.tokenizer, prompts, 6, generator=5)
+    assert a == generate(task.model, task.tokenizer, prompts, 6, generator=5)
+    assert a != generate(task.model, task.tokenizer, prompts, 6, generator=6)
+    with pytest.warns(DeprecationWarning, match=r"generate\(\.\.\., seed=\) is now"):
+        assert generate(task.model, task.tokenizer, prompts, 6, seed=5) == a
     assert all(len(s.split()) == 6 for s in a)
 
 

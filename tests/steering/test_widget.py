@@ -1,11 +1,13 @@
 """The steering explorer without a browser: its state is the task's own numbers."""
 
+import gc
+
 import pytest
 import torch
 
 from otkit.steering import fit_act
 from otkit.steering.text import text_steering_task
-from widgets import SteeringExplorer, compute_steering
+from widgets import SteeringExplorer, compute_steering, steering
 from widgets.steering import FIT_CACHE, STRENGTHS, _mosaic
 
 
@@ -70,3 +72,60 @@ def test_bad_arguments_raise(task, kwargs, name):
         compute_steering(task, **kwargs)
     with pytest.raises(ValueError, match=name):
         SteeringExplorer(task, **kwargs)
+
+
+def test_a_task_with_a_recycled_id_gets_its_own_fit(task, monkeypatch):
+    """Python gives a freed object's id to a later one: the cache was keyed by ``id(task)``,
+    so a task made after another was freed got the other's fit. Here ``id`` returns the same
+    number for every object, the worst case of that reuse."""
+    monkeypatch.setattr(steering, "id", lambda obj: 12345, raising=False)
+    FIT_CACHE.clear()
+    grid = (0.0, 1.0)
+    induce = compute_steering(task, "mean_shift", 1.0, strengths=grid, count=2)
+    remove = task.with_mode("remove")  # source and target swapped: the opposite shift
+    assert remove is not task
+    removed = compute_steering(remove, "mean_shift", 1.0, strengths=grid, count=2)
+    assert not removed.cached, "served the fit of another task with the same id"
+    assert removed.curves is not induce.curves
+    shift = removed.curves.intervention
+    again = compute_steering(task, "mean_shift", 0.0, strengths=grid, count=2)
+    assert again.cached and again.curves is induce.curves  # a live task keeps its own fit
+
+    # freed, its fits are dropped; a new task (same id here) is fitted afresh
+    del remove
+    gc.collect()
+    successor = task.with_mode("remove")
+    fresh = compute_steering(successor, "mean_shift", 1.0, strengths=grid, count=2)
+    assert not fresh.cached and fresh.curves.intervention is not shift
+    assert len(FIT_CACHE) == 2  # the task's and the successor's: the freed task's is gone
+
+
+def test_text_tasks_have_no_empty_samples_panel(task):
+    """The continuations are listed under the figure: two panels, no blank third one."""
+    explorer = SteeringExplorer(task, method="mean_shift", debounce_ms=0)
+    fig = explorer.figure
+    assert [a.text for a in fig.layout.annotations] == ["concept rate", "held-out perplexity"]
+    assert "xaxis3" not in fig.layout and "digits" not in [t.name for t in fig.data]
+    assert "<li>" in explorer.stats.value
+
+
+def test_image_tasks_show_their_samples_in_a_third_panel(monkeypatch):
+    class Digits:  # what the explorer reads of a digits task: samples as images, no tokenizer
+        def samples(self, intervention, strength, *, count=8):
+            return torch.full((count, 8, 8), float(strength))
+
+    def curves(task, method, grid):
+        rows = tuple({"strength": s, "concept_rate": s / 2, "frechet": 10 - s} for s in grid)
+        return steering.SteeringCurves(method, None, grid, rows, "frechet", 0.0, 0.0)
+
+    monkeypatch.setattr(steering, "_curves", curves)
+    explorer = SteeringExplorer(Digits(), method="mean_shift", strength=1.0, count=5,
+                                debounce_ms=0)
+    assert explorer.error is None
+    fig = explorer.figure
+    assert [a.text for a in fig.layout.annotations] == [
+        "concept rate", "Fréchet to real digits", "samples at λ = 1.0"]
+    z = explorer.trace("digits").z
+    assert len(z) == 17 and len(z[0]) == 35  # 5 digits in rows of 4, blank pixels between
+    assert z[0][0] == 1.0 and z[8][0] is None  # gaps as None: JSON has no NaN
+    assert explorer.figure.layout.meta["modality"] == "images"
