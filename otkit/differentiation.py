@@ -20,10 +20,11 @@ in one of two ways (``differentiation=``):
 * ``"implicit"`` (Krantz and Parks 2002; as OTT-JAX's ``implicit_diff``): the exact derivative
   of the fixed point. Differentiating f = F(g, C), g = G(f, C) gives, for a cotangent
   (v_f, v_g), multipliers λ solving Mᵀλ = v with M = [[I, −∂F/∂g], [−∂G/∂f, I]], and the
-  gradient λ_f ∂F/∂C + λ_g ∂G/∂C. With r = P1, c = Pᵀ1, ∂F/∂g = τ_a diag(1/r) P and
-  ∂G/∂f = τ_b diag(1/c) Pᵀ, so λ_f = r ⊙ z with
+  gradient λ_f ∂F/∂C + λ_g ∂G/∂C. With r = P1, c = Pᵀ1, ∂F/∂g = −τ_a diag(1/r) P and
+  ∂G/∂f = −τ_b diag(1/c) Pᵀ (a soft-min decreases as the other potential grows), so
+  λ_f = r ⊙ z with
 
-      (diag(r) − τ_a τ_b P diag(1/c) Pᵀ) z = v_f + τ_b P (v_g / c),    λ_g = v_g + τ_a Pᵀ z,
+      (diag(r) − τ_a τ_b P diag(1/c) Pᵀ) z = v_f − τ_b P (v_g / c),    λ_g = v_g − τ_a Pᵀ z,
 
   a symmetric positive semi-definite system solved by conjugate gradients, each step two
   applications of the plan (never an n × n matrix). Balanced (τ_a = τ_b = 1), its null space
@@ -31,8 +32,8 @@ in one of two ways (``differentiation=``):
   side is projected on 1^⊥, which gives the exact gradient of every function of the
   potentials that is invariant to that shift (the plan, the map, the OT value).
 
-In online mode the differentiable pass is checkpointed band by band, so memory stays
-O((n + m) d) plus one band. Shapes: x ``[n, d]``, y ``[m, d]``, f, a ``[n]``, g, b ``[m]``.
+The differentiable pass is checkpointed band by band (its cost bands are recomputed in
+backward), so it adds O((n + m) d) plus one band of memory to the solve, in either mode. Shapes: x ``[n, d]``, y ``[m, d]``, f, a ``[n]``, g, b ``[m]``.
 """
 
 from __future__ import annotations
@@ -47,7 +48,12 @@ from .backends import log_weight
 from .geometry import PointCloud
 from .validation import check_choice
 
-__all__ = ["DIFFERENTIATION", "differentiable_potentials", "needs_gradients"]
+__all__ = [
+    "DIFFERENTIATION",
+    "differentiable_potentials",
+    "needs_gradients",
+    "soft_c_transform",
+]
 
 #: The values of ``differentiation=`` in :func:`otkit.sinkhorn`.
 DIFFERENTIATION = ("envelope", "implicit")
@@ -64,17 +70,18 @@ def needs_gradients(geometry: PointCloud, a: torch.Tensor, b: torch.Tensor) -> b
     return geometry.rows(slice(0, 1))[:, :1].requires_grad
 
 
-def _soft_min(
-    geometry: PointCloud, log_w: torch.Tensor, pot: torch.Tensor, epsilon: float, transpose: bool
+def soft_c_transform(
+    geometry: PointCloud,
+    log_w: torch.Tensor,
+    pot: torch.Tensor,
+    epsilon: float,
+    transpose: bool = False,
 ) -> torch.Tensor:
-    """``−ε LSE_j(log_w_j + (pot_j − C_ij)/ε)`` over the rows of C (or of Cᵀ), differentiable
-    in the cost, ``log_w`` and ``pot``; ``[n]`` (or ``[m]``)."""
+    """The soft c-transform ``−ε LSE_j(log_w_j + (pot_j − C_ij)/ε)`` over the rows of C (or
+    of Cᵀ), ``[n]`` (or ``[m]``): differentiable in the cost, ``log_w`` and ``pot``, band by
+    band with each band recomputed in backward (memory O(band), not O(n m))."""
     n, m = geometry.shape
     length = m if transpose else n
-    if geometry.mode == "dense":
-        cost = geometry.dense()
-        cost = cost.T if transpose else cost
-        return -epsilon * torch.logsumexp(log_w + (pot - cost) / epsilon, dim=1)
 
     def band(rows: slice) -> torch.Tensor:
         cost = geometry.rows(rows, transpose)  # [k, m] (or [k, n]), recomputed in backward
@@ -188,8 +195,8 @@ def differentiable_potentials(
     check_choice("differentiation", differentiation, DIFFERENTIATION)
     f_star, g_star = f.detach(), g.detach()
     log_a, log_b = log_weight(a), log_weight(b)
-    f_step = tau_a * _soft_min(geometry, log_b, g_star, epsilon, transpose=False)
-    g_step = tau_b * _soft_min(geometry, log_a, f_star, epsilon, transpose=True)
+    f_step = tau_a * soft_c_transform(geometry, log_b, g_star, epsilon, transpose=False)
+    g_step = tau_b * soft_c_transform(geometry, log_a, f_star, epsilon, transpose=True)
     if differentiation == "envelope":
         # the values stay the solver's; the gradient is the one-pass one
         return f_star + (f_step - f_step.detach()), g_star + (g_step - g_step.detach())
@@ -204,7 +211,7 @@ def differentiable_potentials(
             r = plan.matvec(torch.ones_like(g_star))  # P1, [n]
             c = plan.rmatvec(torch.ones_like(f_star))  # Pᵀ1, [m]
             tau = tau_a * tau_b
-            rhs = v_f + tau_b * plan.matvec(v_g / c)
+            rhs = v_f - tau_b * plan.matvec(v_g / c)
             if balanced:  # the gauge (f + t, g − t): solve on 1^⊥
                 rhs = rhs - rhs.mean()
 
@@ -221,6 +228,6 @@ def differentiable_potentials(
                     ConvergenceWarning,
                     stacklevel=2,
                 )
-            return r * z, v_g + tau_a * plan.rmatvec(z)
+            return r * z, v_g - tau_a * plan.rmatvec(z)
 
     return _ImplicitFixedPoint.apply(f_step, g_step, f_star, g_star, backward_solver)

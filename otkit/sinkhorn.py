@@ -34,9 +34,16 @@ from . import maps
 from .backends import BACKENDS, Potentials, SinkhornProblem, kl_penalty, log_weight
 from .costs import Cost, get_cost
 from .coupling import CouplingMethods
+from .differentiation import (
+    DIFFERENTIATION,
+    differentiable_potentials,
+    needs_gradients,
+    soft_c_transform,
+)
 from .epsilon import DEFAULT_RELATIVE_EPSILON, cloud_epsilon  # noqa: F401 (re-exported)
 from .geometry import PointCloud, default_mode
 from .validation import (
+    check_choice,
     check_clouds,
     check_equal_mass,
     check_positive,
@@ -160,10 +167,13 @@ class SinkhornResult(CouplingMethods):
     def dual_objective(self) -> torch.Tensor:
         """The dual objective at (f, g) (module docstring); equals OT_ε at the optimum."""
         mass = self.a.sum() * self.b.sum()
-        plan_mass, _ = self.marginals()
+        # ΣP = Σ_i a_i exp((f_i − F_i)/ε) with F = −ε LSE_j(log b_j + (g_j − C_ij)/ε): one
+        # checkpointed soft c-transform, so a gradient holds no n × m band
+        soft = soft_c_transform(self.geometry, log_weight(self.b), self.g, self.epsilon)
+        plan_mass = (self.a * torch.exp((self.f - soft) / self.epsilon)).sum()
         value = _dual_marginal_term(self.f, self.a, self.rho_a)
         value = value + _dual_marginal_term(self.g, self.b, self.rho_b)
-        return value - self.epsilon * (plan_mass.sum() - mass)
+        return value - self.epsilon * (plan_mass - mass)
 
     def primal_objective(self) -> torch.Tensor:
         """``⟨P, C⟩ + ε KL(P | a⊗b) + ρ_a KL(P1 | a) + ρ_b KL(Pᵀ1 | b)`` (generalized KL)."""
@@ -259,6 +269,7 @@ def sinkhorn(
     backend: str = "auto",
     mode: str = "auto",
     block_size: int | None = None,
+    differentiation: str = "envelope",
     progress: bool = False,
 ) -> SinkhornResult:
     """Solve entropic OT between ``x: [n, d]`` and ``y: [m, d]`` (module docstring).
@@ -281,6 +292,11 @@ def sinkhorn(
         backend: ``"auto"`` | ``"torch"`` | ``"geomloss"`` | ``"pot"``.
         mode: ``"auto"`` | ``"dense"`` (store C) | ``"online"`` (stream C in bands of
             ``block_size`` rows; memory O((n + m)·d)). GeomLoss and POT need ``"dense"``.
+        differentiation: how gradients reach the inputs when any requires grad (the loop
+            itself runs without autograd): ``"envelope"`` (default: exact for
+            :meth:`SinkhornResult.dual_objective`, first order for the rest) or ``"implicit"``
+            (exact for every output; a conjugate-gradient solve in backward). See
+            :mod:`otkit.differentiation`.
         progress: show a tqdm bar.
     """
     x, y = check_clouds(x, y)
@@ -296,10 +312,9 @@ def sinkhorn(
     if epsilon_scaling is not None:
         if not isinstance(epsilon_scaling, (int, float)) or not 0 < epsilon_scaling < 1:
             raise ValueError(f"epsilon_scaling must be a factor in (0, 1), got {epsilon_scaling!r}")
-    if backend not in ("auto",) + BACKENDS:
-        raise ValueError(f"backend must be one of {('auto',) + BACKENDS}, got {backend!r}")
-    if mode not in ("auto", "dense", "online"):
-        raise ValueError(f"mode must be 'auto', 'dense' or 'online', got {mode!r}")
+    check_choice("backend", backend, ("auto",) + BACKENDS)
+    check_choice("mode", mode, ("auto", "dense", "online"))
+    check_choice("differentiation", differentiation, DIFFERENTIATION)
     if block_size is not None and (not isinstance(block_size, int) or block_size < 1):
         raise ValueError(f"block_size must be a positive integer, got {block_size!r}")
     cost_fn = get_cost(cost)
@@ -316,13 +331,14 @@ def sinkhorn(
             f"epsilon_scaling is implemented by backend='torch' only, not {chosen_backend!r}"
         )
     geometry = PointCloud(x, y, cost_fn, mode=chosen_mode, block_size=block_size)
-    eps, scale = resolve_epsilon(geometry, epsilon, relative_epsilon)
-    problem = SinkhornProblem(
-        geometry=geometry, a=a, b=b, epsilon=eps, tau_a=tau_a, tau_b=tau_b, tol=tol,
-        max_iter=max_iter, init=_check_init(init, n, m, x), epsilon_scaling=epsilon_scaling,
-        cost_scale=scale, progress=progress,
-    )
-    out: Potentials = _solver(chosen_backend)(problem)
+    with torch.no_grad():  # the loop is never recorded: gradients come from the fixed point
+        eps, scale = resolve_epsilon(geometry, epsilon, relative_epsilon)
+        problem = SinkhornProblem(
+            geometry=geometry, a=a.detach(), b=b.detach(), epsilon=eps, tau_a=tau_a,
+            tau_b=tau_b, tol=tol, max_iter=max_iter, init=_check_init(init, n, m, x),
+            epsilon_scaling=epsilon_scaling, cost_scale=scale, progress=progress,
+        )
+        out: Potentials = _solver(chosen_backend)(problem)
     if not (torch.isfinite(out.f).all() and torch.isfinite(out.g).all()):
         raise FloatingPointError(
             f"backend {chosen_backend!r} produced non-finite potentials at epsilon={eps:.3g}; "
@@ -336,8 +352,14 @@ def sinkhorn(
             ConvergenceWarning,
             stacklevel=2,
         )
+    f, g = out.f, out.g
+    if needs_gradients(geometry, a, b):
+        f, g = differentiable_potentials(
+            geometry, a, b, f, g, epsilon=eps, tau_a=tau_a, tau_b=tau_b,
+            differentiation=differentiation,
+        )
     return SinkhornResult(
-        geometry=geometry, a=a, b=b, f=out.f, g=out.g, epsilon=eps, tau_a=tau_a, tau_b=tau_b,
+        geometry=geometry, a=a, b=b, f=f, g=g, epsilon=eps, tau_a=tau_a, tau_b=tau_b,
         converged=out.converged, n_iter=out.n_iter, errors=out.errors, backend=chosen_backend,
         tol=tol,
     )

@@ -236,6 +236,19 @@ _PLOT_JS = """([sel, attrs]) => {
 }"""
 
 
+#: The widths (px) of the plot plotly drew (its ``_fullLayout.width`` and its main SVG's box)
+#: and of the output area holding the widget (Lab's and Voilà's ``.jp-OutputArea-output``).
+#: Not the ``.js-plotly-plot`` div's box: that div always fills the output area, whatever
+#: the width of the SVG plotly drew inside it (700 px in JupyterLab before the fix).
+_WIDTHS_JS = """(sel) => {
+    const plot = document.querySelector(sel + ' .js-plotly-plot');
+    const area = plot.closest('.jp-OutputArea-output') || document.querySelector(sel).parentElement;
+    return {layout: plot._fullLayout.width,
+            drawn: plot.querySelector('.main-svg').getBoundingClientRect().width,
+            output: area.getBoundingClientRect().width};
+}"""
+
+
 def wait_for(page, condition, timeout_s: float, what: str) -> None:
     """Poll ``condition()`` every 250 ms; fail naming ``what`` after ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
@@ -293,6 +306,41 @@ class WidgetPage:
     def wait_for(self, condition, timeout_s: float, what: str) -> None:
         wait_for(self.page, condition, timeout_s, what)
 
+    def widths(self) -> dict:
+        """``{"layout", "drawn", "output"}``: the plot's width as plotly laid it out and as
+        drawn, and its output area's width (px)."""
+        return self.page.evaluate(_WIDTHS_JS, self.widget)
+
+    def check_fills_width(self, timeout_s: float = 15, tolerance_px: float = 4) -> None:
+        """The plot fills its output area's width (within ``tolerance_px``), and still does
+        after the window narrows by 400 px and widens back."""
+        page = self.page
+        size = dict(page.viewport_size)
+
+        def fills() -> bool:
+            w = self.widths()
+            return (abs(w["drawn"] - w["output"]) <= tolerance_px
+                    and abs(w["layout"] - w["output"]) <= tolerance_px)
+
+        def check(when: str) -> dict:
+            try:
+                self.wait_for(fills, timeout_s, f"the plot to fill its output area {when}")
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}: {self.widths()}") from None
+            return self.widths()
+
+        wide = check("as opened")
+        try:
+            page.set_viewport_size({**size, "width": size["width"] - 400})
+            self.wait_for(lambda: self.widths()["output"] < wide["output"] - 200, timeout_s,
+                          "the output area to narrow with the window")
+            check("after the window narrowed")
+        finally:
+            page.set_viewport_size(size)
+        self.wait_for(lambda: self.widths()["output"] > wide["output"] - 4, timeout_s,
+                      "the output area to widen again with the window")
+        check("after the window widened again")
+
     def wait_ready(self, timeout_s: float = 60) -> None:
         """Wait for the status line to read ready (no compute pending or running)."""
         self.page.wait_for_selector(f"{self.widget} .otkit-status-ready",
@@ -304,15 +352,17 @@ class WidgetPage:
 
 def in_voila_and_lab(notebook: str, widget: str, ready_stat: str, *,
                      timeout_ms: int = 120_000, lab_timeout_ms: int | None = None,
-                     one_thread_kernels: bool = True):
+                     one_thread_kernels: bool = True, check_width: bool = True):
     """Decorator: the scenario ``test_x(w)`` becomes the tests ``test_x[voila]`` and
     ``test_x[lab]``, marked ``browser`` and ``slow``.
 
     Each opens ``notebook`` (as a Voilà app, or run all in JupyterLab: :func:`widget_in_voila`,
     :func:`widget_in_lab`), waits for ``widget`` to draw its ``ready_stat`` stat and its plot
     within ``timeout_ms`` (``lab_timeout_ms`` in Lab, if given), then calls the scenario with
-    a :class:`WidgetPage`. A failure keeps the screenshot ``<server>-<widget>.png``. With
-    ``one_thread_kernels`` the kernels run on one thread (conftest's fixture).
+    a :class:`WidgetPage`; after it, with ``check_width``, the plot must fill its output
+    area's width and follow a window resize (:meth:`WidgetPage.check_fills_width`). A failure
+    keeps the screenshot ``<server>-<widget>.png``. With ``one_thread_kernels`` the kernels
+    run on one thread (conftest's fixture).
     """
 
     def decorate(scenario):
@@ -323,7 +373,10 @@ def in_voila_and_lab(notebook: str, widget: str, ready_stat: str, *,
             )
             name = f"{server}-{widget.removeprefix('.otkit-')}"
             with opened(notebook, widget, ready_stat, name, timeout_ms=limit) as page:
-                scenario(WidgetPage(page, widget))
+                w = WidgetPage(page, widget)
+                scenario(w)
+                if check_width:
+                    w.check_fills_width()
 
         # not functools.wraps: pytest would read the scenario's signature through __wrapped__
         for attr in ("__name__", "__qualname__", "__doc__", "__module__"):

@@ -20,6 +20,10 @@ The base wires every control's ``value`` to a recompute and handles the rest:
   "computing…" (``.otkit-status-busy``) and the outer box carries the CSS class ``otkit-busy``;
   with ``disable_while_busy=True`` the controls are also disabled during the compute itself
   (off by default: disabling a focused slider drops the keyboard focus).
+* **One thread.** ``compute`` and ``draw`` run with torch on one thread
+  (:attr:`InteractiveFigure.compute_threads`, :func:`torch_threads`), the count restored after.
+* **Width.** The figure (:func:`figure_widget`, a :class:`FollowWidthFigureWidget`) fills its
+  output area's width and follows it as the window or the notebook's panels are resized.
 * **Errors.** An exception in ``compute`` or ``draw`` is shown in the status area in red
   (``.otkit-status-error``), kept in :attr:`InteractiveFigure.error` with its traceback in
   :attr:`InteractiveFigure.error_traceback`, and logged; the last good figure stays.
@@ -37,10 +41,13 @@ Stable hooks for browser tests (all CSS classes on the page):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
+import functools
 import html
 import logging
 import math
+import re
 import time
 import traceback
 import warnings
@@ -50,13 +57,15 @@ from typing import Any
 
 import ipywidgets as ipw
 import plotly.graph_objects as go
+import torch
 
 from otkit.sinkhorn import ConvergenceWarning
 from otkit.validation import check_choice, check_count
 
 __all__ = [
     "InteractiveFigure", "FitCache", "recorded_warnings", "unique_messages", "RECORDED_WARNINGS",
-    "figure_widget",
+    "figure_widget", "FollowWidthFigureWidget", "torch_threads", "seed_control", "fixed",
+    "rows_with_gaps",
 ]
 
 log = logging.getLogger(__name__)
@@ -64,6 +73,27 @@ log = logging.getLogger(__name__)
 
 def _css_name(name: str) -> str:
     return name.replace("_", "-")
+
+
+def _row(controls: list[ipw.Widget]) -> ipw.HBox:
+    return ipw.HBox(controls, layout=ipw.Layout(flex_flow="row wrap"))
+
+
+@contextlib.contextmanager
+def torch_threads(count: int | None = 1):
+    """torch computes on ``count`` threads inside the block; the previous count is restored
+    on leaving it, also on an exception. ``None`` changes nothing."""
+    if count is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    if before != count:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
 
 
 def _snap(control: ipw.Widget, value: Any) -> Any:
@@ -115,6 +145,12 @@ class InteractiveFigure:
     #: Extra CSS class for the outer box (subclasses set it, e.g. ``"otkit-sharpness"``).
     css_class: str = ""
 
+    #: torch's thread count while computing and drawing (:func:`torch_threads`), ``None`` to
+    #: leave it alone. A widget's solves are small: with several threads on a busy machine
+    #: OpenMP's barriers make them crawl (40× slower under background load), one thread never
+    #: waits for another.
+    compute_threads: int | None = 1
+
     def __init__(self, *, debounce_ms: float = 150, disable_while_busy: bool = False, **params):
         if not isinstance(debounce_ms, (int, float)) or debounce_ms < 0:
             raise ValueError(f"debounce_ms must be a number >= 0, got {debounce_ms!r}")
@@ -165,8 +201,17 @@ class InteractiveFigure:
         raise NotImplementedError
 
     def layout_controls(self, controls: list[ipw.Widget]) -> ipw.Box:
-        """The box holding the controls (override for another arrangement)."""
-        return ipw.HBox(controls, layout=ipw.Layout(flex_flow="row wrap"))
+        """The box holding the controls (override for another arrangement, e.g. returning
+        :meth:`control_rows`)."""
+        return _row(controls)
+
+    def control_rows(self, *rows: list[str | ipw.Widget]) -> ipw.VBox:
+        """The controls in rows, one wrapping ``HBox`` a row (as :meth:`layout_controls`
+        makes for all of them), stacked in a ``VBox``. A row lists controls by name, or
+        widgets that are not controls (e.g. a slider that only picks what to show)."""
+        return ipw.VBox([
+            _row([self.controls[c] if isinstance(c, str) else c for c in row]) for row in rows
+        ])
 
     # ----- public -------------------------------------------------------------------------
     @property
@@ -270,9 +315,10 @@ class InteractiveFigure:
             self._set_disabled(True)
         start = time.perf_counter()
         try:
-            state = self.compute(**params)
-            with self.figure.batch_update():
-                self.draw(state)
+            with torch_threads(self.compute_threads):
+                state = self.compute(**params)
+                with self.figure.batch_update():
+                    self.draw(state)
             self._sync_figure_model()
         except Exception as exc:  # shown in the status area, logged, kept: never swallowed
             self.error = exc
@@ -336,11 +382,12 @@ class InteractiveFigure:
 MARGIN = {"l": 60, "r": 30, "t": 80, "b": 40}
 
 #: Where a widget's legend stands: a row under the plots, a row over them, or inside the
-#: top-right corner of the plotting area.
+#: top-right or bottom-right corner of the plotting area.
 LEGENDS = {
     "below": {"orientation": "h", "yanchor": "top", "y": -0.1, "x": 0.0},
     "above": {"orientation": "h", "yanchor": "bottom", "y": 1.06, "x": 0.0},
     "corner": {"x": 1.0, "y": 1.0, "xanchor": "right"},
+    "lower corner": {"x": 1.0, "y": 0.0, "xanchor": "right", "yanchor": "bottom"},
 }
 
 
@@ -363,7 +410,114 @@ def figure_widget(fig: go.Figure, title: str, *, height: int, margin: dict | Non
         height=height, margin={**MARGIN, **(margin or {})}, template="plotly_white",
         title={"text": title, "x": 0.5, "xanchor": "center"}, **layout,
     )
-    return go.FigureWidget(fig)
+    return FollowWidthFigureWidget(fig)
+
+
+#: Appended to plotly's widget bundle: its default export (the anywidget factory), wrapped so
+#: that each view watches its element with a ResizeObserver and redraws at the element's
+#: width when that differs from the drawn one. plotly's own view under anywidget sizes the plot
+#: once, at ``newPlot``: JupyterLab renders the view before attaching it to the page, so the
+#: plot kept plotly's default 700 px in a ~970 px output area; Voilà attaches first, so the
+#: plot had the right width but kept it through window resizes. The redraw goes through
+#: plotly's own responsive handler (``config.responsive``, set by the Python class), which
+#: calls ``Plotly.Plots.resize`` of the bundle's plotly (not whichever ``window.Plotly``).
+_FOLLOW_WIDTH_JS = """
+function __otkitFollowWidth(factory) {
+  return () => {
+    const inner = typeof factory === "function" ? factory() : factory;
+    return {
+      ...inner,
+      render(context) {
+        const stop = inner.render(context);
+        const el = context.el;
+        const fit = () => {
+          const full = el._fullLayout;
+          if (!full || !el.isConnected || !el._responsiveChartHandler) return;
+          if (el.layout && el.layout.width) return;  // a fixed width stays
+          const width = parseFloat(window.getComputedStyle(el).width);
+          if (width > 0 && Math.abs(width - full.width) > 1) el._responsiveChartHandler();
+        };
+        const observer = new ResizeObserver(fit);
+        observer.observe(el);
+        if (typeof el.on === "function") el.on("plotly_afterplot", fit);
+        return () => {
+          observer.disconnect();
+          if (typeof stop === "function") stop();
+        };
+      },
+    };
+  };
+}
+"""
+
+#: The bundle's closing export statement and the name exported as default.
+_EXPORTS = re.compile(r"export\s*\{([^{}]*)\}")
+_DEFAULT = re.compile(r"([\w$]+)\s+as\s+default\b")
+
+
+@functools.cache
+def _follow_width_esm() -> str:
+    """plotly's widget bundle with its default export wrapped by :data:`_FOLLOW_WIDTH_JS`.
+
+    Should a later plotly ship a bundle of another shape (no ``export{… as default}`` at its
+    end), the bundle is returned as is, with a warning in the log: the figure then keeps
+    plotly's own sizing (and the browser tests' width check fails).
+    """
+    bundle = str(go.FigureWidget._esm)  # anywidget's file contents: the text of the bundle
+    exports = list(_EXPORTS.finditer(bundle))
+    default = _DEFAULT.search(exports[-1].group(1)) if exports else None
+    if default is None:
+        log.warning("plotly's widget bundle has no default export where expected: figures "
+                    "keep plotly's sizing (700 px wide in JupyterLab)")
+        return bundle
+    last = exports[-1]
+    names = last.group(1)
+    names = names[:default.start()] + "__otkitFigure as default" + names[default.end():]
+    return (bundle[:last.start()] + "export{" + names + "}" + bundle[last.end():]
+            + "\n" + _FOLLOW_WIDTH_JS
+            + f"\nconst __otkitFigure = __otkitFollowWidth({default.group(1)});\n")
+
+
+class FollowWidthFigureWidget(go.FigureWidget):
+    """A plotly ``FigureWidget`` whose views fill their output area's width and follow it.
+
+    Its front end is plotly's own, with each view redrawn whenever its element's width changes
+    (:data:`_FOLLOW_WIDTH_JS`): on being attached to the page (JupyterLab renders a view before
+    attaching it, at plotly's default 700 px), on a window resize, on a side panel opening.
+    A figure with a fixed ``layout.width`` keeps it.
+    """
+
+    @property
+    def _esm(self) -> str:  # read once by anywidget.AnyWidget.__init__, turned into a trait
+        return _follow_width_esm()
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._config = {**self._config, "responsive": True}
+
+
+def rows_with_gaps(values) -> list[list[float | None]]:
+    """A 2-D array (a heatmap's ``z``) as lists of floats, NaN as ``None``.
+
+    plotly sends a 2-D array to the browser as nested lists in JSON, which has no NaN: the
+    kernel warns on the page ("Out of range float values are not JSON compliant"). ``None``
+    travels as ``null``, which plotly draws as a gap, as it would NaN.
+    """
+    return [[None if math.isnan(v) else v for v in row] for row in values.tolist()]
+
+
+def seed_control(value: int = 0) -> ipw.BoundedIntText:
+    """The widgets' ``seed`` box: an integer in [0, 2³¹ − 1], 130 px wide."""
+    return ipw.BoundedIntText(
+        value=value, min=0, max=2**31 - 1, description="seed",
+        layout=ipw.Layout(width="130px"), style={"description_width": "initial"},
+    )
+
+
+def fixed(value: float, digits: int) -> str:
+    """``value`` with ``digits`` decimals, a value that rounds to zero printed as ``0.000…``,
+    never ``-0.000…`` (e.g. an entropy of −1e-9 from rounding)."""
+    return f"{value:z.{digits}f}"
 
 
 def _stat(name: str, label: str, value, text: str, title: str = "") -> str:
@@ -432,6 +586,13 @@ class FitCache:
         if len(self._fits) > self.maxsize:
             self._fits.popitem(last=False)
         return fit, False
+
+    def drop(self, where: Callable[[Hashable], bool]) -> int:
+        """Remove the results whose key satisfies ``where``; returns how many."""
+        keys = [key for key in self._fits if where(key)]
+        for key in keys:
+            del self._fits[key]
+        return len(keys)
 
     def clear(self) -> None:
         self._fits.clear()

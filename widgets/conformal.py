@@ -21,10 +21,11 @@ the explorer shows the conformal step alone, free of any regression error.
 * :class:`ConformalExplorer`: the widget. Controls: the method, α, ε (relative, OTCP only:
   disabled for the baselines), x, the toy and a seed.
 
-Stable names for browser tests: traces ``"calibration"`` (ŷ(x) + r_i, the cloud the region
-must cover), ``"test_inside"`` and ``"test_outside"`` (test points with x_j near x, translated
-the same way, ŷ(x) + r_j, split by whether their own region holds them), ``"region"`` (the
-boundary, a closed curve) and ``"center"`` (ŷ(x)); the outer box has the class
+Stable names for browser tests: traces (named for the legend, :data:`TRACE_NAMES`)
+``"calibration ŷ(x) + rᵢ"`` (the cloud the region must cover), ``"test near x, covered"``
+and ``"test near x, missed"`` (test points with x_j near x, translated the same way,
+ŷ(x) + r_j, split by whether their own region holds them), ``"region"`` (the boundary, a
+closed curve) and ``"ŷ(x)"``; the outer box has the class
 ``otkit-conformal``; ``layout.meta`` holds the numbers (``coverage``, ``near_coverage``,
 ``volume``, ``volume_stderr``, ``threshold``, ``cached``, ``fit_time_s``, ``time_s``,
 ``method``, ``alpha``, ...); the stats line has spans ``.otkit-stat-coverage``,
@@ -65,6 +66,7 @@ from .base import (
     _stat,
     figure_widget,
     recorded_warnings,
+    seed_control,
     unique_messages,
 )
 
@@ -82,8 +84,11 @@ __all__ = [
 #: The methods, in the order of the widget's toggle.
 METHODS = tuple(CONFORMAL_METHODS)
 
-#: Trace names, in figure order.
-TRACE_NAMES = ("calibration", "test_inside", "test_outside", "region", "center")
+#: Trace names, in figure order: what the legend shows (:meth:`ConformalExplorer.trace` finds a
+#: trace by it).
+CALIBRATION, COVERED, MISSED, REGION, CENTER = TRACE_NAMES = (
+    "calibration ŷ(x) + rᵢ", "test near x, covered", "test near x, missed", "region", "ŷ(x)",
+)
 
 # What a compute records rather than passes on: Sinkhorn's non-convergence and OTCP's
 # RuntimeWarnings (a contour point without preimage, a Monte Carlo box too small).
@@ -404,10 +409,7 @@ class ConformalExplorer(InteractiveFigure):
                 options=list(TOY_KINDS), value="bimodal_heteroscedastic", description="toy",
                 layout=ipw.Layout(width="290px"), style=style,
             ),
-            "seed": ipw.BoundedIntText(
-                value=0, min=0, max=2**31 - 1, description="seed",
-                layout=ipw.Layout(width="130px"), style=style,
-            ),
+            "seed": seed_control(),
             "alpha": ipw.FloatSlider(
                 value=0.1, min=0.05, max=0.5, step=0.01, readout_format=".2f",
                 description="α (miscoverage)", continuous_update=True, style=style,
@@ -422,38 +424,33 @@ class ConformalExplorer(InteractiveFigure):
 
     def layout_controls(self, controls: list[ipw.Widget]) -> ipw.Box:
         """Two rows: what is fitted (method, ε, toy, seed), then what only reads the fit."""
-        c = self.controls
-        rows = [
-            [c["method"], c["relative_epsilon"], c["kind"], c["seed"]],
-            [c["alpha"], c["x_value"]],
-        ]
-        row_box = super().layout_controls
-        return ipw.VBox([row_box(row) for row in rows])
+        return self.control_rows(["method", "relative_epsilon", "kind", "seed"],
+                                 ["alpha", "x_value"])
 
     def make_figure(self) -> go.FigureWidget:
         fig = go.Figure()
         fig.add_trace(go.Scatter(
-            name="calibration", mode="markers", x=[], y=[], opacity=0.35,
+            name=CALIBRATION, mode="markers", x=[], y=[], opacity=0.35,
             marker={"color": "#7f7f7f", "size": 4},
             hovertemplate="ŷ(x) + rᵢ (calibration)<extra></extra>",
         ))
         fig.add_trace(go.Scatter(
-            name="test_inside", mode="markers", x=[], y=[],
+            name=COVERED, mode="markers", x=[], y=[],
             marker={"color": "#2ca02c", "size": 7, "line": {"width": 0.5, "color": "white"}},
             hovertemplate="test point near x, covered<extra></extra>",
         ))
         fig.add_trace(go.Scatter(
-            name="test_outside", mode="markers", x=[], y=[],
+            name=MISSED, mode="markers", x=[], y=[],
             marker={"color": "#d62728", "size": 8, "symbol": "x"},
             hovertemplate="test point near x, missed<extra></extra>",
         ))
         fig.add_trace(go.Scatter(
-            name="region", mode="lines", x=[], y=[], fill="toself",
+            name=REGION, mode="lines", x=[], y=[], fill="toself",
             fillcolor="rgba(31,119,180,0.12)", line={"color": "#1f77b4", "width": 2.5},
             hoverinfo="skip",
         ))
         fig.add_trace(go.Scatter(
-            name="center", mode="markers", x=[], y=[],
+            name=CENTER, mode="markers", x=[], y=[],
             marker={"color": "black", "size": 11, "symbol": "cross-thin", "line": {"width": 2.5}},
             hovertemplate="ŷ(x) = (%{x:.3f}, %{y:.3f})<extra></extra>",
         ))
@@ -467,15 +464,15 @@ class ConformalExplorer(InteractiveFigure):
     def draw(self, state: ConformalState) -> None:
         fig = self.figure
         cloud = state.cloud.numpy()
-        self.trace("calibration").update(x=cloud[:, 0], y=cloud[:, 1])
+        self.trace(CALIBRATION).update(x=cloud[:, 0], y=cloud[:, 1])
         inside = state.near_inside
-        for name, mask in (("test_inside", inside), ("test_outside", ~inside)):
+        for name, mask in ((COVERED, inside), (MISSED, ~inside)):
             points = state.near_points[mask].numpy()
             self.trace(name).update(x=points[:, 0], y=points[:, 1])
         curve = torch.cat([state.boundary, state.boundary[:1]]).numpy()  # closed
-        self.trace("region").update(x=curve[:, 0], y=curve[:, 1])
+        self.trace(REGION).update(x=curve[:, 0], y=curve[:, 1])
         center = state.center.tolist()
-        self.trace("center").update(x=[center[0]], y=[center[1]])
+        self.trace(CENTER).update(x=[center[0]], y=[center[1]])
         x_range, y_range = _view_ranges(state)
         fig.layout.xaxis.range = x_range
         fig.layout.yaxis.range = y_range

@@ -31,10 +31,17 @@ from otkit.elastic.study import MOVED
 from otkit.sinkhorn import sinkhorn
 from otkit.validation import check_choice
 
-from .base import FitCache, InteractiveFigure, _stat, figure_widget
+from .base import (
+    FitCache,
+    InteractiveFigure,
+    _stat,
+    figure_widget,
+    rows_with_gaps,
+    torch_threads,
+)
 
 __all__ = ["LAMS", "REGULARIZERS", "FIT_CACHE", "ElasticFit", "ElasticState", "compute_elastic",
-           "ElasticExplorer"]
+           "ElasticExplorer", "error_range"]
 
 LAMS = (0.0, 0.25, 0.5, 1.0, 1.5, 2.0)  # STVS needs λ ≤ 2ρ for a convex h
 REGULARIZERS = ("l1", "stvs")
@@ -101,12 +108,19 @@ def _cached_fit(regularizer: str, lam: float, seed: int) -> tuple[ElasticFit, bo
 def compute_elastic(regularizer: str = "l1", lam: float = 1.0, *, seed: int = 0) -> ElasticState:
     """The map of ``regularizer`` at ``lam`` (one of :data:`LAMS`) and both trade-off curves."""
     check_choice("regularizer", regularizer, REGULARIZERS)
-    if isinstance(lam, bool):  # True == 1.0 would pass for a value of the grid
-        raise TypeError(f"lam must be a number, one of {LAMS} in the widget, got {lam!r}")
     check_choice("lam", lam, LAMS)
     fit, cached = _cached_fit(regularizer, float(lam), seed)
     curves = {r: tuple(_cached_fit(r, v, seed)[0] for v in LAMS) for r in REGULARIZERS}
     return ElasticState(fit, curves, _problem(seed)[3], cached)
+
+
+def error_range(state: ElasticState) -> list[float]:
+    """The trade-off panel's error axis: every point of both curves, with room for the "now"
+    marker (14 px) above and below; the same for every λ, so the curves stay put."""
+    errors = [f.error for fits in state.curves.values() for f in fits]
+    low, high = min(errors), max(errors)
+    pad = 0.08 * max(high - low, 1e-3)
+    return [low - pad, high + pad]
 
 
 class ElasticExplorer(InteractiveFigure):
@@ -121,7 +135,8 @@ class ElasticExplorer(InteractiveFigure):
 
     def __init__(self, *, regularizer: str = "l1", lam: float = 0.0, seed: int = 0,
                  debounce_ms: float = 150, disable_while_busy: bool = False):
-        compute_elastic(regularizer, lam, seed=seed)  # validates (and warms the cache)
+        with torch_threads(self.compute_threads):
+            compute_elastic(regularizer, lam, seed=seed)  # validates (and warms the cache)
         self.seed = seed
         self.cached = False
         super().__init__(debounce_ms=debounce_ms, disable_while_busy=disable_while_busy,
@@ -138,10 +153,12 @@ class ElasticExplorer(InteractiveFigure):
         }
 
     def make_figure(self) -> go.FigureWidget:
-        fig = make_subplots(rows=1, cols=2, column_widths=[0.6, 0.4], horizontal_spacing=0.12,
+        # the colour bar stands in the gap, thin, clear of the right panel's axis title
+        fig = make_subplots(rows=1, cols=2, column_widths=[0.6, 0.4], horizontal_spacing=0.2,
                             subplot_titles=("displacements T(x) − x", "sparsity against accuracy"))
         fig.add_trace(go.Heatmap(name="displacements", z=[], colorscale="RdBu", zmid=0,
-                                 zmin=-SHIFT, zmax=SHIFT, colorbar={"x": 0.55, "len": 0.8},
+                                 zmin=-SHIFT, zmax=SHIFT,
+                                 colorbar={"x": 0.49, "len": 0.8, "thickness": 14},
                                  hovertemplate="coordinate %{x}, %{y}: %{z:.3f}<extra></extra>"),
                       row=1, col=1)
         for r, color in zip(REGULARIZERS, ("#1f77b4", "#2ca02c")):
@@ -154,8 +171,10 @@ class ElasticExplorer(InteractiveFigure):
         fig.update_yaxes(autorange="reversed", row=1, col=1)
         fig.update_xaxes(title_text="fraction of coordinates moved", range=[0, 1.05], row=1, col=2)
         fig.update_yaxes(title_text="error to δ (normalized)", row=1, col=2)
+        # The legend in the lower right corner: the curves rise from lower left (sparse maps)
+        # to upper right (λ = 0, every coordinate moved), where the default λ puts the marker.
         return figure_widget(fig, "elastic map …", height=420, margin={"r": 20, "b": 50},
-                             legend="corner")
+                             legend="lower corner")
 
     def compute(self, **params) -> ElasticState:
         state = compute_elastic(params["regularizer"], params["lam"], seed=self.seed)
@@ -166,14 +185,15 @@ class ElasticExplorer(InteractiveFigure):
         fit = state.fit
         z = torch.cat([state.delta[None], torch.full((1, D), float("nan"),
                                                      dtype=torch.float64),
-                       fit.displacements]).numpy()
+                       fit.displacements])
         labels = ["δ (truth)", " "] + [f"point {i}" for i in range(SHOWN)]
-        self.trace("displacements").update(z=z, y=labels, x=list(range(D)))
+        self.trace("displacements").update(z=rows_with_gaps(z), y=labels, x=list(range(D)))
         for r in REGULARIZERS:
             self.trace(r).update(x=[f.moved for f in state.curves[r]],
                                  y=[f.error for f in state.curves[r]],
                                  text=[f"λ = {f.lam:g}" for f in state.curves[r]])
         self.trace("now").update(x=[fit.moved], y=[fit.error])
+        self.figure.layout.yaxis2.range = error_range(state)
         name = "squared Euclidean" if fit.lam == 0 else f"{LABELS[fit.regularizer]}, λ = {fit.lam:g}"
         self.figure.layout.title.text = (
             f"{name}: {fit.moved:.0%} of coordinates moved, error {fit.error:.3f}, "

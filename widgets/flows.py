@@ -43,7 +43,7 @@ import otkit
 from otkit.data import TWO_CLOUD_KINDS, two_clouds
 from otkit.validation import check_choice
 
-from .base import InteractiveFigure, _stat, figure_widget
+from .base import InteractiveFigure, _stat, figure_widget, fixed, seed_control
 
 __all__ = [
     "SharpnessState", "compute_sharpness", "SharpnessExplorer", "BACKEND_CHOICES", "TRACE_NAMES",
@@ -309,10 +309,7 @@ class SharpnessExplorer(InteractiveFigure):
                 options=list(TWO_CLOUD_KINDS), value="moons", description="clouds",
                 layout=ipw.Layout(width="220px"), style=style,
             ),
-            "seed": ipw.BoundedIntText(
-                value=0, min=0, max=2**31 - 1, description="seed",
-                layout=ipw.Layout(width="130px"), style=style,
-            ),
+            "seed": seed_control(),
         }
 
     def make_figure(self) -> go.FigureWidget:
@@ -391,7 +388,7 @@ class SharpnessExplorer(InteractiveFigure):
 
         h = state.renormalized_entropy
         fig.layout.title.text = (
-            f"renormalized entropy {h:.4f} · ε = {state.epsilon:.3g} "
+            f"renormalized entropy {fixed(h, 4)} · ε = {state.epsilon:.3g} "
             f"(relative {state.relative_epsilon:.3g}) · n = {state.n}"
         )
         fig.layout.meta = {
@@ -413,7 +410,7 @@ def _stats_html(state: SharpnessState) -> str:
     conv = "yes" if state.converged else "no (max_iter reached)"
     parts = [
         _stat("entropy", "renormalized entropy", repr(state.renormalized_entropy),
-              f"{state.renormalized_entropy:.4f}"),
+              fixed(state.renormalized_entropy, 4)),
         _stat("marginal-error", "marginal error", repr(state.marginal_error),
               f"{state.marginal_error:.2e}"),
         _stat("iterations", "iterations", state.n_iter, str(state.n_iter)),

@@ -47,7 +47,14 @@ import otkit
 from otkit.data import clouds_with_outliers
 from otkit.validation import check_count, check_probability, check_tau
 
-from .base import FitCache, InteractiveFigure, _stat, figure_widget, recorded_warnings
+from .base import (
+    FitCache,
+    InteractiveFigure,
+    _stat,
+    figure_widget,
+    recorded_warnings,
+    seed_control,
+)
 
 __all__ = [
     "N_OPTIONS", "TRACE_NAMES", "LowRankExplorer", "LowRankState", "compute_lowrank",
@@ -251,18 +258,12 @@ class LowRankExplorer(InteractiveFigure):
                 value=0.1, min=0.0, max=0.5, step=0.05, readout_format=".2f",
                 description="outlier fraction", continuous_update=True, style=style,
             ),
-            "seed": ipw.BoundedIntText(
-                value=0, min=0, max=2**31 - 1, description="seed",
-                layout=ipw.Layout(width="130px"), style=style,
-            ),
+            "seed": seed_control(),
         }
 
     def layout_controls(self, controls: list[ipw.Widget]) -> ipw.Box:
         """Two rows: the solver's knobs (rank, τ), then the data (n, outliers, seed)."""
-        c = self.controls
-        rows = [[c["rank"], c["tau"]], [c["n"], c["outlier_fraction"], c["seed"]]]
-        row_box = super().layout_controls
-        return ipw.VBox([row_box(row) for row in rows])
+        return self.control_rows(["rank", "tau"], ["n", "outlier_fraction", "seed"])
 
     def make_figure(self) -> go.FigureWidget:
         fig = go.Figure()

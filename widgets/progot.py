@@ -51,7 +51,7 @@ from otkit.progot import (
 )
 from otkit.validation import check_choice, check_positive
 
-from .base import InteractiveFigure, _stat, figure_widget
+from .base import InteractiveFigure, _stat, figure_widget, seed_control
 
 __all__ = [
     "ProgOTState", "compute_progot", "ProgOTExplorer", "EPSILON_MODES", "TRACE_NAMES",
@@ -339,24 +339,16 @@ class ProgOTExplorer(InteractiveFigure):
                 options=list(GROUND_TRUTH_MAPS), value="softplus", description="map",
                 layout=ipw.Layout(width="170px"), style=style,
             ),
-            "seed": ipw.BoundedIntText(
-                value=0, min=0, max=2**31 - 1, description="seed",
-                layout=ipw.Layout(width="130px"), style=style,
-            ),
+            "seed": seed_control(),
         }
         controls["epsilon_mode"].observe(self._enable_epsilon_sliders, names="value")
         return controls
 
     def layout_controls(self, controls: list[ipw.Widget]) -> ipw.Box:
         """Three rows: the problem and the steps, the ε schedule, the step shown."""
-        c = self.controls
-        rows = [
-            [c["num_steps"], c["alpha"], c["kind"], c["seed"]],
-            [c["epsilon_mode"], c["epsilon_start"], c["epsilon_end"]],
-            [self.step_control],
-        ]
-        row_box = super().layout_controls
-        return ipw.VBox([row_box(row) for row in rows])
+        return self.control_rows(["num_steps", "alpha", "kind", "seed"],
+                                 ["epsilon_mode", "epsilon_start", "epsilon_end"],
+                                 [self.step_control])
 
     def make_figure(self) -> go.FigureWidget:
         fig = make_subplots(

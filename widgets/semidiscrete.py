@@ -55,11 +55,11 @@ from otkit.flows.distributions import StandardNormal
 from otkit.semidiscrete import SemidiscreteResult, assign, chi2_error, semidiscrete
 from otkit.validation import check_choice, check_count, check_positive
 
-from .base import FitCache, InteractiveFigure, _stat, figure_widget
+from .base import FitCache, InteractiveFigure, _stat, figure_widget, seed_control
 
 __all__ = [
     "EPSILON_OPTIONS", "N_TARGET_OPTIONS", "TRACE_NAMES", "TRAINING_CACHE", "LaguerreExplorer",
-    "LaguerreState", "LaguerreTraining", "compute_laguerre_training", "grid_box",
+    "LaguerreState", "LaguerreTraining", "chi2_text", "compute_laguerre_training", "grid_box",
     "laguerre_cells", "snapshot_steps", "target_colors",
 ]
 
@@ -435,8 +435,6 @@ class LaguerreExplorer(InteractiveFigure):
         for name, value, choices in (("epsilon", epsilon, EPSILON_OPTIONS),
                                      ("n_targets", n_targets, N_TARGET_OPTIONS),
                                      ("step", step, tuple(range(len(self.steps))))):
-            if isinstance(value, bool):  # True == 1 would pass for a choice
-                raise TypeError(f"{name} must be a number, one of {choices}, got {value!r}")
             check_choice(name, value, choices)
         self.cells_cache = FitCache(cache_size)  # before the base's __init__, which computes
         self.cached = False
@@ -463,18 +461,12 @@ class LaguerreExplorer(InteractiveFigure):
                 options=list(N_TARGET_OPTIONS), value=32, description="targets N",
                 layout=ipw.Layout(width="150px"), style=style,
             ),
-            "seed": ipw.BoundedIntText(
-                value=0, min=0, max=2**31 - 1, description="seed",
-                layout=ipw.Layout(width="130px"), style=style,
-            ),
+            "seed": seed_control(),
         }
 
     def layout_controls(self, controls: list[ipw.Widget]) -> ipw.Box:
         """Two rows: the snapshot shown, then the problem (ε, N, seed)."""
-        c = self.controls
-        row_box = super().layout_controls
-        return ipw.VBox([row_box([c["step"]]),
-                         row_box([c["epsilon"], c["n_targets"], c["seed"]])])
+        return self.control_rows(["step"], ["epsilon", "n_targets", "seed"])
 
     def make_figure(self) -> go.FigureWidget:
         fig = make_subplots(
@@ -560,7 +552,7 @@ class LaguerreExplorer(InteractiveFigure):
         kind = "Laguerre cells" if state.epsilon == 0 else (
             f"ε = {state.epsilon:g}: cells of each row's mode")
         fig.layout.title.text = (
-            f"SGD step {state.step} of {training.num_iterations}: χ² = {state.chi2:.3g}, "
+            f"SGD step {state.step} of {training.num_iterations}: χ² {chi2_text(state.chi2, 3)}, "
             f"max |mass − b| = {state.mass_error:.3g}"
             f"<br><sup>{kind}; N = {n} targets on a half annulus, noise N(0, I), "
             f"b = 1/N; target size ∝ cell mass / b</sup>"
@@ -574,6 +566,19 @@ class LaguerreExplorer(InteractiveFigure):
     def step(self) -> int:
         """The SGD step of the snapshot shown."""
         return self.steps[self.controls["step"].value]
+
+
+def chi2_text(chi2: float, digits: int) -> str:
+    """``"= 0.0123"``, or for a negative estimate ``"≈ 0 (estimate -2.1e-05)"``.
+
+    :func:`otkit.semidiscrete.chi2_error` is unbiased: once the marginal is matched, sampling
+    noise puts it below 0 about half the time. A negative χ² is not shown as if it were a
+    value (nor clipped to a small positive one): the page says it is 0 up to noise, and
+    gives the estimate.
+    """
+    if chi2 < 0:
+        return f"≈ 0 (estimate {chi2:.{digits}g})"
+    return f"= {chi2:.{digits}g}"
 
 
 def _meta(state: LaguerreState, cached: bool) -> dict:
@@ -612,8 +617,9 @@ def _stats_html(state: LaguerreState, cached: bool) -> str:
     parts = [
         _stat("step", "SGD step", state.step, f"{state.step} / {t.num_iterations}",
               f"snapshot {state.step_index} of {t.num_snapshots - 1}; step 0 is g = 0"),
-        _stat("chi2", "χ²", repr(state.chi2), f"{state.chi2:.4g}",
-              f"χ² of the target marginal against b, on {N_EVAL} noise samples (0 = matched)"),
+        _stat("chi2", "χ²", repr(state.chi2), chi2_text(state.chi2, 4).removeprefix("= "),
+              f"χ² of the target marginal against b, on {N_EVAL} noise samples (0 = matched); "
+              "the estimate is unbiased, so once matched it falls below 0 by sampling noise"),
         _stat("max-mass-error", "max |mass − b|", repr(state.mass_error),
               f"{state.mass_error:.4f}", f"b = 1/N = {1 / t.n_targets:.4f}"),
         _stat("epsilon", "ε", repr(state.epsilon), f"{state.epsilon:g}"),

@@ -10,8 +10,9 @@ part of the way towards a concept, z' = λ T(z) + (1 − λ) z. The explorer sho
 * the left panel is the concept rate against λ, the right one the price paid for it against λ
   (the perplexity of held-out normal text, or for images the Fréchet distance to real
   digits), both with a marker at the current λ;
-* the samples at the current λ sit under the curves: continuations of the task's prompts with
-  the concept's words in bold, or a grid of generated digits.
+* the samples at the current λ: continuations of the task's prompts with the concept's words
+  in bold, listed under the curves (a text task: one with a ``tokenizer``), or a grid of
+  generated digits in a third panel.
 
 Each method is fitted once and its curve computed once (:data:`FIT_CACHE`), so moving λ only
 samples the model under the intervention at that strength. ``compute_steering`` is the same
@@ -23,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import html
 import time
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -35,7 +37,7 @@ from plotly.subplots import make_subplots
 from otkit.steering import Intervention, check_strength, fit_act, fit_lineas
 from otkit.validation import check_choice
 
-from .base import FitCache, InteractiveFigure, _stat, figure_widget
+from .base import FitCache, InteractiveFigure, _stat, figure_widget, rows_with_gaps
 
 __all__ = [
     "METHODS", "STRENGTHS", "FIT_CACHE", "SteeringCurves", "SteeringState",
@@ -49,8 +51,44 @@ STRENGTHS = tuple(round(0.1 * i, 1) for i in range(11))
 #: LinEAS's training options in the widget: token-level losses, as in notebook 06.
 LINEAS_OPTIONS = {"steps": 100, "lr": 0.05}
 
-#: Fitted interventions and their curves, per (task, method, strengths).
+#: Fitted interventions and their curves, per (task, method, strengths): the task by identity,
+#: through a :class:`_TaskKey`.
 FIT_CACHE = FitCache(16)
+
+
+class _TaskKey:
+    """A task in a cache key, by identity, without keeping it alive.
+
+    The key was ``id(task)``: Python reuses the id of a freed object, so a task made after
+    another was freed could be served the other's fits (a notebook's task shifted by −3 got
+    the intervention fitted for +3). Not a hash of the task's content either: what a fit
+    depends on is the model's weights, the modules, ``forward``, the pooling, the batches, and
+    for the curves whatever ``evaluate`` reads (prompts, held-out data, noise, a scorer);
+    hashing all of it on every move of λ would be slow and, for any attribute a task class
+    gains later, silently incomplete. So the key holds a weak reference and equals another only
+    while both point to the same live object: a freed task's key equals nothing (its entries
+    are dropped on the next compute), a new task with a recycled id starts afresh. (A task
+    changed in place, its tensors or weights edited, keeps its fits: build a new task.)
+    """
+
+    __slots__ = ("_hash", "_ref")
+
+    def __init__(self, task: object) -> None:
+        self._ref = weakref.ref(task)
+        self._hash = id(task)
+
+    @property
+    def dead(self) -> bool:
+        return self._ref() is None
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, _TaskKey):
+            return NotImplemented
+        task = self._ref()
+        return task is not None and task is other._ref()
 
 
 @dataclass(frozen=True, eq=False)
@@ -143,7 +181,9 @@ def compute_steering(
     strength = check_strength(strength)
     grid = tuple(float(check_strength(s, "strengths")) for s in strengths)
     check_choice("strength", strength, grid)
-    curves, cached = FIT_CACHE.get((id(task), method, grid), lambda: _curves(task, method, grid))
+    FIT_CACHE.drop(lambda key: key[0].dead)  # fits of freed tasks: nothing can reach them
+    curves, cached = FIT_CACHE.get((_TaskKey(task), method, grid),
+                                   lambda: _curves(task, method, grid))
     samples = task.samples(curves.intervention, strength, count=count)
     prompts: tuple[str, ...] = ()
     if isinstance(samples, list) and hasattr(task, "prompts"):
@@ -179,6 +219,8 @@ class SteeringExplorer(InteractiveFigure):
         check_choice("strength", check_strength(strength), self.strengths)
         self.count = count
         self.cached = False
+        #: Whether the samples are images, drawn in a third panel (text is listed under it).
+        self.images = not hasattr(task, "tokenizer")
         super().__init__(debounce_ms=debounce_ms, disable_while_busy=disable_while_busy,
                          strength=float(strength), method=method)
 
@@ -198,9 +240,13 @@ class SteeringExplorer(InteractiveFigure):
         }
 
     def make_figure(self) -> go.FigureWidget:
-        fig = make_subplots(rows=1, cols=3, column_widths=[0.34, 0.34, 0.32],
-                            horizontal_spacing=0.08,
-                            subplot_titles=("concept rate", "price", "samples"))
+        if self.images:
+            fig = make_subplots(rows=1, cols=3, column_widths=[0.34, 0.34, 0.32],
+                                horizontal_spacing=0.08,
+                                subplot_titles=("concept rate", "price", "samples"))
+        else:  # the continuations are listed under the figure: no empty third panel
+            fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1,
+                                subplot_titles=("concept rate", "price"))
         for col, name in ((1, "rate"), (2, "quality")):
             fig.add_trace(go.Scatter(name=name, mode="lines+markers", x=[], y=[],
                                      line={"color": "#1f77b4"}), row=1, col=col)
@@ -208,12 +254,13 @@ class SteeringExplorer(InteractiveFigure):
                                      marker={"size": 13, "color": "#d62728",
                                              "line": {"width": 1, "color": "black"}}),
                           row=1, col=col)
-        fig.add_trace(go.Heatmap(name="digits", z=[], colorscale="Greys", showscale=False,
-                                 zmin=-1, zmax=1, hoverinfo="skip"), row=1, col=3)
         for col in (1, 2):
             fig.update_xaxes(title_text="strength λ", range=[-0.05, 1.05], row=1, col=col)
-        fig.update_xaxes(visible=False, row=1, col=3)
-        fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x3", row=1, col=3)
+        if self.images:
+            fig.add_trace(go.Heatmap(name="digits", z=[], colorscale="Greys", showscale=False,
+                                     zmin=-1, zmax=1, hoverinfo="skip"), row=1, col=3)
+            fig.update_xaxes(visible=False, row=1, col=3)
+            fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x3", row=1, col=3)
         return figure_widget(fig, "steering …", height=380, margin={"r": 20, "b": 50},
                              legend=None)
 
@@ -237,11 +284,9 @@ class SteeringExplorer(InteractiveFigure):
         label = "held-out perplexity" if curves.quality == "perplexity" else "Fréchet to real digits"
         fig.layout.yaxis2.title.text = label
         fig.layout.annotations[1].text = label
-        if state.is_text:
-            self.trace("digits").update(z=[])
-            fig.layout.annotations[2].text = "samples: below"
-        else:
-            self.trace("digits").update(z=_mosaic(state.samples).numpy())
+        if self.images:
+            digits = [] if state.is_text else rows_with_gaps(_mosaic(state.samples))
+            self.trace("digits").update(z=digits)
             fig.layout.annotations[2].text = f"samples at λ = {state.strength:.1f}"
         fig.layout.title.text = (
             f"{METHOD_LABELS[curves.method]} at λ = {state.strength:.1f}: concept rate "

@@ -25,7 +25,12 @@ from widgets import (
 )
 from widgets import conformal as conformal_widget
 from widgets.conformal import (
+    CALIBRATION,
+    CENTER,
+    COVERED,
     METHODS,
+    MISSED,
+    REGION,
     TRACE_NAMES,
     ConformalFit,
     FitCache,
@@ -289,12 +294,12 @@ def test_widget_builds():
     assert "otkit-control-relative-epsilon" in eps._dom_classes
 
     state = w.state
-    assert len(_trace(w, "calibration").x) == 300
-    assert len(_trace(w, "test_inside").x) + len(_trace(w, "test_outside").x) == 40
-    region = _trace(w, "region")
+    assert len(_trace(w, CALIBRATION).x) == 300
+    assert len(_trace(w, COVERED).x) + len(_trace(w, MISSED).x) == 40
+    region = _trace(w, REGION)
     assert len(region.x) == 257 and (region.x[0], region.y[0]) == (region.x[-1], region.y[-1])
     assert list(region.x[:-1]) == pytest.approx(state.boundary[:, 0].tolist())
-    assert list(_trace(w, "center").y) == pytest.approx([state.center[1].item()])
+    assert list(_trace(w, CENTER).y) == pytest.approx([state.center[1].item()])
     meta = w.figure.layout.meta
     assert meta["coverage"] == state.coverage and meta["method"] == "otcp"
     assert meta["volume"] == state.volume.value and meta["cached"] is False
@@ -306,16 +311,25 @@ def test_widget_builds():
     assert f"{state.coverage:.3f}" in w.figure.layout.title.text
 
 
+def test_legend_reads_as_words():
+    """The legend shows the trace names: words a visitor reads, not identifiers."""
+    w = ConformalExplorer(debounce_ms=0, **SMALL)
+    shown = [t.name for t in w.figure.data if t.showlegend is not False]
+    assert shown == list(TRACE_NAMES)
+    assert not any("_" in name for name in shown), shown
+    assert REGION == "region"  # the name the browser test reads
+
+
 def test_alpha_and_x_redraw_from_the_cached_fit():
     w = ConformalExplorer(debounce_ms=0, **SMALL)
     first = w.state
-    region_x = list(_trace(w, "region").x)
+    region_x = list(_trace(w, REGION).x)
 
     w.set(alpha=0.3)
     assert w.n_computes == 2 and w.state.cached and w.state.predictor is first.predictor
     assert w.cache.misses == 1 and w.cache.hits == 1
     assert w.state.alpha == 0.3 and w.figure.layout.meta["alpha"] == 0.3
-    assert list(_trace(w, "region").x) != region_x
+    assert list(_trace(w, REGION).x) != region_x
     assert w.state.coverage < first.coverage
     assert w.figure.layout.meta["coverage"] == w.state.coverage
     assert f'data-value="{w.state.coverage!r}"' in w.stats.value
@@ -330,9 +344,9 @@ def test_alpha_and_x_redraw_from_the_cached_fit():
     assert shift.norm() > 0.1
     torch.testing.assert_close(w.state.boundary, before.boundary + shift)
     assert w.state.volume.value == pytest.approx(before.volume.value)
-    assert list(_trace(w, "center").x) == pytest.approx([w.state.center[0].item()])
+    assert list(_trace(w, CENTER).x) == pytest.approx([w.state.center[0].item()])
     # model state kept current for views made later (page reload, Voilà)
-    center = next(t for t in w.figure._widget_data if t["name"] == "center")
+    center = next(t for t in w.figure._widget_data if t["name"] == CENTER)
     assert list(center["x"]) == pytest.approx([w.state.center[0].item()])
 
 

@@ -218,7 +218,7 @@ def test_bad_names(clouds):
     x, y, a, b = clouds
     with pytest.raises(ValueError, match=r"^backend must be one of .*'pot'.*got 'keops'"):
         otkit.sinkhorn(x, y, a, b, backend="keops")
-    with pytest.raises(ValueError, match=r"^mode must be 'auto', 'dense' or 'online', got 'spa"):
+    with pytest.raises(ValueError, match=r"^mode must be one of 'auto', 'dense', 'online'; got 'spa"):
         otkit.sinkhorn(x, y, a, b, mode="sparse")
     for solver in (otkit.sinkhorn, otkit.emd):
         with pytest.raises(ValueError, match=r"^cost must be one of .*got 'cosine'"):

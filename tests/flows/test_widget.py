@@ -8,6 +8,7 @@ tests (JupyterLab and Voilà) live elsewhere.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 
 import ipywidgets as ipw
@@ -21,6 +22,7 @@ from widgets import (
     SharpnessState,
     compute_sharpness,
 )
+from widgets.base import FollowWidthFigureWidget, fixed, torch_threads
 from widgets.flows import TRACE_NAMES, heaviest_pairs, segments
 
 
@@ -332,3 +334,68 @@ def test_segments_have_none_separators():
 def test_bad_debounce():
     with pytest.raises(ValueError, match="debounce_ms"):
         SharpnessExplorer(n=16, debounce_ms=-1)
+
+
+def test_callbacks_compute_on_one_torch_thread_and_restore_the_count():
+    """Under background load a widget's small solves crawl on several threads: the compute
+    and the draw run on one, and the count is restored after (also after an error)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        w = SharpnessExplorer(n=16, debounce_ms=0)
+        seen = []
+        compute, draw = w.compute, w.draw
+        w.compute = lambda **p: seen.append(("compute", torch.get_num_threads())) or compute(**p)
+        w.draw = lambda state: seen.append(("draw", torch.get_num_threads())) or draw(state)
+        w.controls["relative_epsilon"].value = 0.02  # a change from the page: the callback
+        assert seen == [("compute", 1), ("draw", 1)] and w.error is None
+        assert torch.get_num_threads() == 2
+
+        def broken(**params):
+            seen.append(("broken", torch.get_num_threads()))
+            raise RuntimeError("no")
+
+        w.compute = broken
+        w.set(seed=3)
+        assert seen[-1] == ("broken", 1) and isinstance(w.error, RuntimeError)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_torch_threads_leaves_the_count_alone_for_none():
+    before = torch.get_num_threads()
+    with torch_threads(None):
+        assert torch.get_num_threads() == before
+    with torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+
+
+def test_an_entropy_that_rounds_to_zero_is_never_negative():
+    """The renormalized entropy of a sharp plan can come out as −1e-9: shown as 0.0000."""
+    assert fixed(-1e-9, 4) == "0.0000" and fixed(-0.0, 3) == "0.000"
+    assert fixed(-0.01, 3) == "-0.010" and fixed(0.12345, 4) == "0.1235"
+    w = SharpnessExplorer(n=16, debounce_ms=0)
+    w.draw(dataclasses.replace(w.state, renormalized_entropy=-1e-9))
+    assert "renormalized entropy 0.0000 ·" in w.figure.layout.title.text
+    assert "-0.0" not in w.stats.value and "<b>0.0000</b>" in w.stats.value
+
+
+def test_the_seed_box_is_shared():
+    w = SharpnessExplorer(n=16, debounce_ms=0)
+    seed = w.controls["seed"]
+    assert isinstance(seed, ipw.BoundedIntText)
+    assert (seed.min, seed.max, seed.description, seed.layout.width) == (
+        0, 2**31 - 1, "seed", "130px")
+    assert "otkit-control-seed" in seed._dom_classes
+
+
+def test_the_figure_fills_its_output_area():
+    """The figure is plotly's FigureWidget with a front end that redraws it at its element's
+    width (the browser tests measure it); no fixed width, plotly's responsive config on."""
+    w = SharpnessExplorer(n=16, debounce_ms=0)
+    assert isinstance(w.figure, FollowWidthFigureWidget) and w.figure.layout.width is None
+    assert w.figure._config.get("responsive") is True
+    esm = w.figure._esm
+    assert "new ResizeObserver" in esm and "__otkitFigure as default" in esm

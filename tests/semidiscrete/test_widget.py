@@ -9,6 +9,8 @@ test_browser.py).
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -28,6 +30,7 @@ from widgets.semidiscrete import (
     N_EVAL,
     TRACE_NAMES,
     TRAINING_CACHE,
+    chi2_text,
     grid_box,
     snapshot_steps,
 )
@@ -307,6 +310,24 @@ def test_widget_draws_and_the_step_slider_redraws_without_training(trainings, mo
 
     # the figure's synced model follows the drawn figure (for views made later)
     assert widget.figure._widget_layout["meta"]["step_index"] == 3
+
+
+def test_a_negative_chi2_estimate_reads_as_zero_and_keeps_its_value(trainings):
+    """The χ² estimate is unbiased: matched marginals give values around 0, negative half of
+    the time. The page says ≈ 0 and shows the estimate; it neither prints a bare negative χ²
+    nor clips it to a small positive number."""
+    options = {k: v for k, v in SMALL.items() if k not in ("n_targets", "seed")}
+    widget = LaguerreExplorer(n_targets=16, seed=1, debounce_ms=0, step=3, **options)
+    assert chi2_text(0.0123, 3) == "= 0.0123" and chi2_text(0.0, 3) == "= 0"
+    assert chi2_text(-2.1e-5, 3) == "≈ 0 (estimate -2.1e-05)"
+    widget.draw(dataclasses.replace(widget.state, chi2=-2.1e-5))
+    assert "χ² ≈ 0 (estimate -2.1e-05)," in widget.figure.layout.title.text
+    assert float(_stat(widget, "chi2")) == -2.1e-5  # the value itself, for scripts
+    assert "<b>≈ 0 (estimate -2.1e-05)</b>" in widget.stats.value
+    assert "below 0 by sampling noise" in widget.stats.value  # the hover text says why
+    widget.draw(dataclasses.replace(widget.state, chi2=0.0123))
+    assert "χ² = 0.0123," in widget.figure.layout.title.text
+    assert "<b>0.0123</b>" in widget.stats.value
 
 
 def test_widget_retrains_for_new_targets_and_shows_errors():
