@@ -98,9 +98,10 @@ class CouplingMethods:
     def marginal_error(self) -> float:
         """``‖P 1 − a‖₁ + ‖Pᵀ 1 − b‖₁``, both marginals summed.
 
-        A Sinkhorn solve stops when its row error ``‖P 1 − a‖₁`` reaches ``tol``; its columns
-        are exact after the last half-step up to rounding, so this sum can exceed ``tol`` by
-        that rounding (float32: ~1e-5).
+        A Sinkhorn solve updates g then f: it stops when the row error ``‖P 1 − a‖₁`` of the
+        plan after its g-update (whose columns are exact) reaches ``tol``, then updates f. The
+        returned plan therefore has exact rows (up to rounding, float32: ~1e-6) and carries
+        the error in its columns, ``‖Pᵀ 1 − b‖₁ ≈ tol``.
         """
         row, col = self.marginals()
         return ((row - self.a).abs().sum() + (col - self.b).abs().sum()).item()

@@ -37,7 +37,8 @@ O(n_r·m) work.
 
 Stopping rule (as :func:`otkit.sinkhorn`): after the g-update the columns are exact, and the
 L1 row-marginal error ‖P1 − a‖₁ = Σ_r Σ_{i ∈ r} a_i |exp((f_i − f̂_i)/ε) − 1| is a sum of
-per-rank terms (all_reduce SUM). Every rank sees the same error, so all stop together.
+per-rank terms (all_reduce SUM). Every rank sees the same error, so all stop together. The
+f-update follows, so the returned plan has exact rows and carries the error in its columns.
 
 ε. ``epsilon`` and ``relative_epsilon`` mean what :mod:`otkit.epsilon` defines (ε =
 relative_epsilon × std(C), 0.05 × std(C) when neither is given), resolved by the same

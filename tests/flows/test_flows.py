@@ -374,3 +374,22 @@ def test_semidiscrete_study_needs_a_finite_target():
         semidiscrete_coupling(bench, steps=50, num_iterations=50)
     rows = run_flow_study(bench, ["independent", coupling], [128], nfes=(1,), steps=4, batch_size=32, num_samples=100)
     assert [r["coupling"] for r in rows] == ["independent", "semidiscrete"]
+
+
+def test_default_sinkhorn_pairs_use_every_source_once_and_record_the_target_error():
+    # Sinkhorn ends on an f-update: the plan's rows are exact and its columns carry the error,
+    # so sources are used exactly once and the targets' weights are off by about tol.
+    from otkit.data import moons
+    from otkit.flows import SinkhornCoupling
+
+    x0 = torch.randn(512, 2, generator=torch.Generator().manual_seed(0))
+    x1 = moons(512, seed=1)
+    coupling = SinkhornCoupling()
+    result = coupling.solve(x0, x1)
+    rows, cols = result.marginals()
+    assert (rows - result.a).abs().sum().item() < 1e-4  # exact up to float32 rounding
+    col_error = (cols - result.b).abs().sum().item()
+    assert 0.1 * coupling.tol < col_error <= 1.5 * coupling.tol
+    pairing = coupling.pair(x0, x1, generator=torch.Generator().manual_seed(2))
+    assert pairing.target_error == pytest.approx(col_error, rel=1e-3)
+    assert torch.equal(pairing.source, x0)  # every source once, in order
