@@ -17,7 +17,10 @@ n×m temporaries and makes several passes). This module fuses the step into one 
   ``exp`` 12× slower). Clamping at −80 alters a sum ≥ e^-25 by at most m·e^-80, far below
   float32 resolution.
 * The pass is compiled with ``torch.compile`` (C++ on CPU, Triton on CUDA) when available,
-  else it runs eagerly. ``OTKIT_COMPILE=0`` forces the eager path.
+  for matrices of at least 2^18 cells (below that a compiled call's fixed cost exceeds the
+  work), else it runs eagerly. ``OTKIT_COMPILE=0`` forces the eager path everywhere;
+  ``OTKIT_COMPILE=always`` compiles at every size (tests use it to reach the compiled path on
+  small problems).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from collections.abc import Callable, Iterator
 
 import torch
 
-__all__ = ["ShiftedLSE", "row_lse", "compile_enabled"]
+__all__ = ["ShiftedLSE", "row_lse", "compile_enabled", "compile_always"]
 
 _CLAMP = 80.0
 # A row whose shifted sum lies outside [e^-25, e^25] is recomputed with its exact maximum.
@@ -52,6 +55,11 @@ def _max_pass(cost: torch.Tensor, h: torch.Tensor, inv_eps: torch.Tensor) -> tor
 def compile_enabled() -> bool:
     """Whether the fused passes are compiled (set ``OTKIT_COMPILE=0`` to disable)."""
     return os.environ.get("OTKIT_COMPILE", "1") not in ("0", "false", "False", "")
+
+
+def compile_always() -> bool:
+    """``OTKIT_COMPILE=always``: compile the passes whatever their size."""
+    return os.environ.get("OTKIT_COMPILE", "1") == "always"
 
 
 _compiled: dict[tuple[str, str], Callable] = {}
@@ -78,7 +86,7 @@ _COMPILE_MIN_CELLS = 2**18
 
 
 def _call(fn: Callable, *args: torch.Tensor) -> torch.Tensor:
-    if args[0].numel() < _COMPILE_MIN_CELLS:
+    if args[0].numel() < _COMPILE_MIN_CELLS and not compile_always():
         return fn(*args)
     kernel = _kernel(fn, args[0].device)
     if kernel is fn:

@@ -137,26 +137,52 @@ def test_eager_path_is_the_plain_function(monkeypatch):
     assert kernels.compile_enabled()  # compiled by default
 
 
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)]
+
+
+def _on(device: str) -> torch.device:
+    if device == "cuda" and not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    return torch.device(device)
+
+
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("tau", [1.0, 0.6], ids=["balanced", "tau0.6"])
 @pytest.mark.parametrize("mode", ["dense", "online"])
-def test_sinkhorn_eager_equals_compiled(make_clouds, monkeypatch, tau, mode):
-    x, y, a, b = make_clouds(23, 17)
+def test_sinkhorn_eager_equals_compiled(make_clouds, monkeypatch, tau, mode, device):
+    """The compiled path (C++ on CPU, Triton on CUDA) is really taken: OTKIT_COMPILE=always
+    compiles below the size threshold, and the kernel cache holds a compiled function."""
+    x, y, a, b = (t.to(_on(device)) for t in make_clouds(23, 17))
     out = {}
-    for flag in ("0", "1"):
+    for flag in ("0", "always"):
         monkeypatch.setenv("OTKIT_COMPILE", flag)
         out[flag] = otkit.sinkhorn(x, y, a, b, tau_a=tau, tau_b=tau, tol=1e-7, mode=mode,
                                    block_size=6)
-    eager, compiled = out["0"], out["1"]
+    assert kernels._compiled[("_sum_pass", x.device.type)] is not kernels._sum_pass
+    eager, compiled = out["0"], out["always"]
     assert eager.n_iter == compiled.n_iter
     torch.testing.assert_close(compiled.f, eager.f, rtol=0, atol=1e-10)
     torch.testing.assert_close(compiled.g, eager.g, rtol=0, atol=1e-10)
+
+
+def test_compile_threshold_and_the_always_switch(monkeypatch):
+    """Below 2^18 cells the default runs eagerly; ``always`` compiles; ``0`` never does."""
+    calls = []
+    cost, h = torch.rand(8, 5, dtype=F64), torch.zeros(5, dtype=F64)
+    shift, inv = torch.zeros(8, dtype=F64), torch.tensor(1.0, dtype=F64)
+    monkeypatch.setattr(kernels, "_kernel", lambda fn, device: calls.append(fn) or fn)
+    for flag, compiled in (("1", False), ("always", True), ("0", False)):
+        calls.clear()
+        monkeypatch.setenv("OTKIT_COMPILE", flag)
+        kernels._call(kernels._sum_pass, cost, h, shift, inv)
+        assert bool(calls) is (compiled and kernels.compile_enabled()), flag
 
 
 @pytest.mark.parametrize("dtype", [F64, F32], ids=["float64", "float32"])
 def test_sinkhorn_small_epsilon_eager_and_compiled_finite(make_clouds, monkeypatch, dtype):
     """Cold start at relative ε 1e-3: the first passes are all off-range rows."""
     x, y, a, b = make_clouds(23, 17, dtype=dtype)
-    for flag in ("0", "1"):
+    for flag in ("0", "always"):
         monkeypatch.setenv("OTKIT_COMPILE", flag)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", otkit.ConvergenceWarning)
