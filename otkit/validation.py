@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 from collections.abc import Collection
 
 import torch
@@ -26,6 +27,7 @@ __all__ = [
     "check_choice",
     "check_generator",
     "check_equal_mass",
+    "renamed_keyword",
 ]
 
 
@@ -231,3 +233,40 @@ def check_generator(
             f"generator must be a torch.Generator or an int seed, got {type(value).__name__}"
         )
     return torch.Generator().manual_seed(value)
+
+
+def renamed_keyword(
+    function: str, old: str, old_value: object, new: str, new_value: object, default: object
+) -> object:
+    """The value of ``function``'s keyword ``new``, also accepted under its former name ``old``
+    (with a :class:`DeprecationWarning`); giving both is a ``TypeError``.
+
+    ``old_value`` is None when the old name was not used; ``new_value`` equal to ``default``
+    counts as not given.
+    """
+    if old_value is None:
+        return new_value
+    if new_value is not default and new_value != default:
+        raise TypeError(f"{function}() got both {new}= and its old name {old}=: give {new} only")
+    warnings.warn(
+        f"{function}(..., {old}=) is now {function}(..., {new}=); the old name will go",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return old_value
+
+
+def check_rho(name: str, value: object) -> float:
+    """A KL marginal penalty ρ > 0 in cost units (the weight of ρ KL(P1 | a) in the
+    objective); ``math.inf`` is a hard (balanced) constraint."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(
+            f"{name} must be a number > 0 (math.inf = balanced), got {type(value).__name__}"
+        )
+    value = float(value)
+    if not value > 0:  # NaN included
+        raise ValueError(
+            f"{name} must be a number > 0, the KL penalty in cost units (math.inf = "
+            f"balanced), got {value}"
+        )
+    return value

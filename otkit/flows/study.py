@@ -21,7 +21,6 @@ largest NFE.
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -30,7 +29,7 @@ from torch import nn
 
 from ..nn.velocity import VelocityConvNet, VelocityMLP
 from ..semidiscrete.solver import semidiscrete
-from ..validation import check_choice, check_count
+from ..validation import check_choice, check_count, renamed_keyword
 from .couplings import (
     Coupling,
     ExactCoupling,
@@ -125,17 +124,9 @@ def semidiscrete_coupling(
     ``steps // 10``), its source drawn from ``seed``. ``num_iterations``: the old name of
     ``steps``, still accepted (keyword only) with a ``DeprecationWarning``.
     """
-    if num_iterations is not None:
-        if steps != 5000:
-            raise TypeError(
-                "semidiscrete_coupling() got both steps= and its old name num_iterations=: "
-                "give steps only"
-            )
-        warnings.warn(
-            "semidiscrete_coupling(..., num_iterations=) is now semidiscrete_coupling(..., "
-            "steps=); the old name will go", DeprecationWarning, stacklevel=2,
-        )
-        steps = num_iterations
+    steps = renamed_keyword(
+        "semidiscrete_coupling", "num_iterations", num_iterations, "steps", steps, 5000
+    )
     if not isinstance(benchmark.target, Empirical):
         raise ValueError(  # noqa: TRY004 - a benchmark built without train_size, not a bad type
             "semidiscrete couplings need a finite target: build the benchmark with train_size="

@@ -48,6 +48,7 @@ from ..validation import (
     check_positive,
     check_probability,
     check_weights,
+    renamed_keyword,
 )
 
 __all__ = [
@@ -339,19 +340,6 @@ class SemidiscreteResult:
         return sum(values) / len(values)
 
 
-def _renamed(old: str, old_value: object, new: str, new_value: object, default: object) -> object:
-    """``semidiscrete``'s keyword ``new``, given under its old name ``old`` or not."""
-    if old_value is None:
-        return new_value
-    if new_value is not default and new_value != default:
-        raise TypeError(f"semidiscrete() got both {new}= and its old name {old}=: give {new} only")
-    warnings.warn(
-        f"semidiscrete(..., {old}=) is now semidiscrete(..., {new}=); the old name will go",
-        DeprecationWarning, stacklevel=3,
-    )
-    return old_value
-
-
 def semidiscrete(
     sampler: Sampler,
     y: torch.Tensor,
@@ -398,8 +386,10 @@ def semidiscrete(
         num_iterations, seed: the old names of ``steps`` and ``generator``, still accepted
             (keyword only) with a ``DeprecationWarning``.
     """
-    steps = _renamed("num_iterations", num_iterations, "steps", steps, 10_000)
-    generator = _renamed("seed", seed, "generator", generator, 0)
+    steps = renamed_keyword(
+        "semidiscrete", "num_iterations", num_iterations, "steps", steps, 10_000
+    )
+    generator = renamed_keyword("semidiscrete", "seed", seed, "generator", generator, 0)
     y = check_cloud("y", y)
     n_targets = y.shape[0]
     b = check_weights("b", b, n_targets, y)

@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -48,7 +47,13 @@ import torch
 from torch import nn
 
 from ..nn.hooks import POOLS
-from ..validation import check_choice, check_count, check_generator, check_probability
+from ..validation import (
+    check_choice,
+    check_count,
+    check_generator,
+    check_probability,
+    renamed_keyword,
+)
 from .hooks import steer
 from .intervention import Intervention
 
@@ -195,21 +200,6 @@ def _sentence(topic: str, pick) -> str:
                      pick(ENDINGS)))
 
 
-def _old_seed(function: str, seed: int | None, generator: torch.Generator | int | None):
-    """``function``'s ``generator`` (default 0), given under its old name ``seed`` or not."""
-    if seed is None:
-        return generator
-    if type(generator) is not int or generator != 0:
-        raise TypeError(
-            f"{function}() got both generator= and its old name seed=: give generator only"
-        )
-    warnings.warn(
-        f"{function}(..., seed=) is now {function}(..., generator=); the old name will go",
-        DeprecationWarning, stacklevel=3,
-    )
-    return seed
-
-
 def make_corpus(
     n: int, *, concept: str = "weather", concept_share: float = 0.2, stay: float = 0.75,
     generator: torch.Generator | int | None = 0, seed: int | None = None,
@@ -229,7 +219,7 @@ def make_corpus(
     concept = _check_concept(concept)
     share = check_probability("concept_share", concept_share, closed=True)
     stay = check_probability("stay", stay, closed=True)
-    gen = check_generator(_old_seed("make_corpus", seed, generator))
+    gen = check_generator(renamed_keyword("make_corpus", "seed", seed, "generator", generator, 0))
     others = [t for t in TOPICS if t != concept]
 
     def pick(options: Sequence[str]) -> str:
@@ -300,7 +290,7 @@ def generate(model: nn.Module, tokenizer: WordTokenizer, prompts: torch.Tensor, 
     default, 0) every call draws the same noise, so one model under two interventions is
     compared on common random numbers. ``seed``: the old name of ``generator``, still
     accepted (keyword only) with a ``DeprecationWarning``."""
-    gen = check_generator(_old_seed("generate", seed, generator))
+    gen = check_generator(renamed_keyword("generate", "seed", seed, "generator", generator, 0))
     ids = prompts
     for _ in range(check_count("length", length)):
         logits = model(input_ids=ids).logits[:, -1].float() / temperature
