@@ -15,8 +15,8 @@ Subcommands:
   ``--sinkhorn-iters`` iterations, capped by ``--sinkhorn-timeout``) and lists the memory a
   dense cost matrix would need.
 * ``unbalanced``: ``clouds_with_outliers(n)`` (10% outliers in y, uniform weights of mass 1
-  on both sides): unbalanced low rank (τ, rank 10), balanced low rank, and full unbalanced
-  Sinkhorn at ε with τ_sinkhorn = ρ/(ρ + ε), ρ = τ/(1 − τ) the low-rank KL weight (same ρ).
+  on both sides): unbalanced low rank (KL penalty ρ = ``--rho`` in cost units, rank 10),
+  balanced low rank, and full unbalanced Sinkhorn at ε with the same ``rho_a = rho_b = ρ``.
   Reports time, the share of the plan's mass sent to the outliers, the plan's total mass and
   the barycentric error mean ‖T̂(x_i) − truth_i‖.
 
@@ -274,8 +274,7 @@ def cmd_unbalanced(args) -> None:
 
     out = OUT / "lowrank_unbalanced.jsonl"
     rows = []
-    rho = args.tau / (1.0 - args.tau)
-    tau_sk = rho / (rho + args.epsilon)
+    rho = args.rho
     for n in args.sizes:
         pm = clouds_with_outliers(n, seed=args.seed, dtype=torch.float64)
         x, y, truth, outl = pm.x, pm.y, pm.truth, pm.y_unmatched
@@ -283,14 +282,14 @@ def cmd_unbalanced(args) -> None:
         a = torch.full((n,), 1.0 / n, dtype=torch.float64)
         b = torch.full((m,), 1.0 / m, dtype=torch.float64)
         runs = [
-            (f"lowrank τ={args.tau} (ρ={rho:g})",
-             lambda: otkit.lowrank(x, y, a, b, rank=args.rank, tau_a=args.tau, tau_b=args.tau,
+            (f"lowrank ρ={rho:g}",
+             lambda: otkit.lowrank(x, y, a, b, rank=args.rank, rho_a=rho, rho_b=rho,
                                    generator=args.seed)),
             ("lowrank balanced",
              lambda: otkit.lowrank(x, y, a, b, rank=args.rank, generator=args.seed)),
-            (f"sinkhorn ε={args.epsilon:g} τ={tau_sk:.4f} (ρ={rho:g})",
+            (f"sinkhorn ε={args.epsilon:g} ρ={rho:g}",
              lambda: otkit.sinkhorn(x.float(), y.float(), a.float(), b.float(),
-                                    epsilon=args.epsilon, tau_a=tau_sk, tau_b=tau_sk,
+                                    epsilon=args.epsilon, rho_a=rho, rho_b=rho,
                                     max_iter=args.sinkhorn_max_iter, mode="dense")),
             (f"sinkhorn ε={args.epsilon:g} balanced",
              lambda: otkit.sinkhorn(x.float(), y.float(), a.float(), b.float(),
@@ -358,7 +357,9 @@ def main(argv=None) -> None:
     s.add_argument("--epsilon", type=float, default=0.5)
     s = sub.add_parser("unbalanced")
     s.add_argument("--sizes", type=_ints, default=[2000, 10000])
-    s.add_argument("--tau", type=float, default=0.9)
+    s.add_argument("--rho", type=float, default=9.0,
+                   help="KL marginal penalty of both solvers, in cost units (9 = the former "
+                        "low-rank tau 0.9)")
     s.add_argument("--rank", type=int, default=10)
     s.add_argument("--epsilon", type=float, default=0.5)
     s.add_argument("--sinkhorn-max-iter", type=int, default=2000)

@@ -5,7 +5,7 @@ otkit solves (Cuturi 2013; Peyré and Cuturi 2019, §4)
 
     OT_ε = min_{P ≥ 0} ⟨P, C⟩ + ε KL(P | a⊗b) + ρ_a KL(P1 | a) + ρ_b KL(Pᵀ1 | b),
 
-balanced when ρ_a = ρ_b = ∞ (the default, ``tau_a = tau_b = 1``). Its dual is
+balanced when ρ_a = ρ_b = ∞ (the default). Its dual is
 
     max_{f, g} −ρ_a⟨a, e^{−f/ρ_a} − 1⟩ − ρ_b⟨b, e^{−g/ρ_b} − 1⟩ − ε⟨a⊗b, e^{(f⊕g − C)/ε} − 1⟩
 
@@ -13,8 +13,10 @@ balanced when ρ_a = ρ_b = ∞ (the default, ``tau_a = tau_b = 1``). Its dual i
 
     P_ij = a_i b_j exp((f_i + g_j − C_ij)/ε),
 
-with potentials f, g in cost units, the convention of GeomLoss. ``tau = ρ/(ρ + ε)`` as in
-OTT-JAX. The entropic map (Pooladian and Niles-Weed 2021) sends a new point x to
+with potentials f, g in cost units, the convention of GeomLoss. The penalties are given as
+``rho_a``, ``rho_b`` (ρ itself, in cost units, as in :func:`otkit.lowrank`) or as
+``tau_a``, ``tau_b`` with ``tau = ρ/(ρ + ε)`` (OTT-JAX's Sinkhorn convention; 1 = balanced).
+The entropic map (Pooladian and Niles-Weed 2021) sends a new point x to
 
     T(x) = x − ∇h*(Σ_j p_j(x) ∇h(x − y_j)),   p_j(x) ∝ b_j exp((g_j − c(x, y_j))/ε),
 
@@ -47,6 +49,7 @@ from .validation import (
     check_clouds,
     check_equal_mass,
     check_positive,
+    check_rho,
     check_tau,
     check_weights,
 )
@@ -67,7 +70,8 @@ class SinkhornResult(CouplingMethods):
         a, b: weights ``[n]``, ``[m]``.
         f, g: dual potentials ``[n]``, ``[m]`` in cost units.
         epsilon: the (absolute) regularization ε used.
-        tau_a, tau_b: marginal relaxations (1 = balanced).
+        tau_a, tau_b: marginal relaxations τ = ρ/(ρ + ε) (1 = balanced); the penalties ρ
+            themselves are :attr:`rho_a`, :attr:`rho_b`.
         converged: whether the marginal error reached ``tol`` within ``max_iter``.
         n_iter: Sinkhorn iterations (pairs of half-steps) done.
         errors: ``[n_checks]`` float64 history of the L1 marginal error (the fixed-point
@@ -211,6 +215,25 @@ def resolve_epsilon(
     return cloud_epsilon(geometry, epsilon, relative_epsilon)
 
 
+def _check_relaxation(side: str, tau: object, rho: object) -> tuple[float | None, float | None]:
+    """One side's checked ``(tau, rho)``: ``(τ, None)`` (τ = 1 when neither is given) or
+    ``(None, ρ)`` when ``rho_<side>`` is given (τ = ρ/(ρ + ε) needs ε, resolved later)."""
+    if tau is not None and rho is not None:
+        raise ValueError(
+            f"give tau_{side} or rho_{side}, not both: they set one penalty "
+            f"(tau_{side} = rho_{side} / (rho_{side} + epsilon))"
+        )
+    if rho is not None:
+        rho = check_rho(f"rho_{side}", rho)
+        return (1.0, None) if math.isinf(rho) else (None, rho)
+    return (1.0 if tau is None else check_tau(f"tau_{side}", tau)), None
+
+
+def _relaxation(tau: float | None, rho: float | None, epsilon: float) -> float:
+    """τ = ρ/(ρ + ε) when ρ was given, else τ itself."""
+    return tau if rho is None else rho / (rho + epsilon)
+
+
 def _check_init(init, n: int, m: int, like: torch.Tensor):
     if init is None:
         return None
@@ -260,8 +283,10 @@ def sinkhorn(
     cost: str | Cost = "sqeuclidean",
     epsilon: float | None = None,
     relative_epsilon: float | None = None,
-    tau_a: float = 1.0,
-    tau_b: float = 1.0,
+    rho_a: float | None = None,
+    rho_b: float | None = None,
+    tau_a: float | None = None,
+    tau_b: float | None = None,
     tol: float = 1e-3,
     max_iter: int = 2000,
     init: tuple[torch.Tensor, torch.Tensor] | None = None,
@@ -283,7 +308,11 @@ def sinkhorn(
         epsilon: absolute regularization ε > 0.
         relative_epsilon: ε as a multiple of the std of the cost matrix (default 0.05 when
             neither is given). Give one of the two at most.
-        tau_a, tau_b: marginal relaxations in (0, 1]; τ = ρ/(ρ + ε) for a KL penalty ρ.
+        rho_a, rho_b: the KL marginal penalties ρ of ρ_a KL(P1 | a) and ρ_b KL(Pᵀ1 | b), in
+            cost units, > 0; ``math.inf`` (the default) imposes the marginal exactly
+            (balanced). The same ρ means the same penalty in :func:`otkit.lowrank`.
+        tau_a, tau_b: the same penalties as relaxations τ = ρ/(ρ + ε) in (0, 1] (1 =
+            balanced), an alternative to ``rho_a``, ``rho_b``: give one of the two per side.
         tol: stop when the L1 marginal error ‖P1 − a‖₁ falls to ``tol``.
         max_iter: iteration cap; reaching it warns (:class:`ConvergenceWarning`) and sets
             ``converged=False``.
@@ -303,8 +332,10 @@ def sinkhorn(
     n, m = x.shape[0], y.shape[0]
     a = check_weights("a", a, n, x)
     b = check_weights("b", b, m, y)
-    tau_a, tau_b = check_tau("tau_a", tau_a), check_tau("tau_b", tau_b)
-    if tau_a == 1.0 and tau_b == 1.0:
+    tau_a, rho_a = _check_relaxation("a", tau_a, rho_a)
+    tau_b, rho_b = _check_relaxation("b", tau_b, rho_b)
+    balanced = tau_a == 1.0 and tau_b == 1.0  # a finite rho is relaxed (tau set below)
+    if balanced:
         check_equal_mass(a, b)
     tol = check_positive("tol", tol)
     if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
@@ -333,6 +364,9 @@ def sinkhorn(
     geometry = PointCloud(x, y, cost_fn, mode=chosen_mode, block_size=block_size)
     with torch.no_grad():  # the loop is never recorded: gradients come from the fixed point
         eps, scale = resolve_epsilon(geometry, epsilon, relative_epsilon)
+        tau_a, tau_b = _relaxation(tau_a, rho_a, eps), _relaxation(tau_b, rho_b, eps)
+        if not balanced and tau_a == 1.0 and tau_b == 1.0:  # ρ ≫ ε: τ rounded to 1
+            check_equal_mass(a, b)
         problem = SinkhornProblem(
             geometry=geometry, a=a.detach(), b=b.detach(), epsilon=eps, tau_a=tau_a,
             tau_b=tau_b, tol=tol, max_iter=max_iter, init=_check_init(init, n, m, x),

@@ -28,6 +28,7 @@ __all__ = [
     "check_generator",
     "check_equal_mass",
     "renamed_keyword",
+    "check_rho",
 ]
 
 
@@ -135,7 +136,7 @@ def check_equal_mass(a: torch.Tensor, b: torch.Tensor) -> None:
     if abs(mass_a - mass_b) > 1e-5 * max(mass_a, mass_b):
         raise ValueError(
             f"balanced OT needs a and b of equal total mass, got {mass_a:.6g} and "
-            f"{mass_b:.6g}: normalize them, or relax with tau_a/tau_b < 1"
+            f"{mass_b:.6g}: normalize them, or relax the marginals with finite rho_a/rho_b"
         )
 
 

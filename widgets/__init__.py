@@ -8,7 +8,7 @@
   (OTCP and its baselines) on 2-D toys; its computation is :func:`compute_conformal`,
   returning a :class:`ConformalState`.
 * :class:`LowRankExplorer` (``widgets.lowrank``): low-rank (unbalanced) OT's rank and
-  τ on a toy with outliers; its computation is :func:`compute_lowrank`, returning a
+  KL penalty ρ on a toy with outliers; its computation is :func:`compute_lowrank`, returning a
   :class:`LowRankState`.
 
 Each widget's computation is a plain function that tests call without a browser.

@@ -1,21 +1,23 @@
-"""The low-rank explorer: the rank r and the marginal relaxation τ on a toy with outliers.
+"""The low-rank explorer: the rank r and the KL marginal penalty ρ on a toy with outliers.
 
 Low-rank OT (:func:`otkit.lowrank`) factors the coupling as P = Q diag(1/g) Rᵀ: r "anchors"
 (the columns of Q and R, with masses g) carry all the mass, each source point sending its
-mass through a few of them. With τ = 1 both marginals are hard constraints (balanced OT);
-with τ < 1 they are relaxed (ρ = τ/(1 − τ), in cost units), so mass that would have to
-travel far is destroyed rather than moved.
+mass through a few of them. With ρ = ∞ both marginals are hard constraints (balanced OT);
+a finite ρ relaxes them to the penalty ρ KL(P1 | a) + ρ KL(Pᵀ1 | b) (ρ in cost units, the
+``rho_a``, ``rho_b`` of :func:`otkit.lowrank` and :func:`otkit.sinkhorn`), so mass that
+would have to travel far is destroyed rather than moved.
 
 The data are :func:`otkit.data.clouds_with_outliers`: y holds T(x) + noise and, in two
 tight clusters far away, ``outlier_fraction · n`` outliers that x has no counterpart for.
 Balanced OT must send them a share outlier_fraction / (1 + outlier_fraction) of the mass,
-which drags the barycentric projections P y / P1 towards them; τ = 0.9 already leaves them
+which drags the barycentric projections P y / P1 towards them; ρ = 9 already leaves them
 almost empty.
 
 * :func:`compute_lowrank` — the computation, a plain function returning a frozen
   :class:`LowRankState`; no browser or widget needed.
-* :class:`LowRankExplorer` — the widget. Controls: the rank, τ (one value for both
-  marginals; 1 = balanced), n, the outlier fraction and a seed (data and initialization).
+* :class:`LowRankExplorer` — the widget. Controls: the rank, ρ (one value for both
+  marginals, from :data:`RHO_OPTIONS`; ∞ = balanced), n, the outlier fraction and a seed
+  (data and initialization).
   States are kept in a small cache (:class:`widgets.base.FitCache`): returning
   to an earlier setting redraws without solving.
 
@@ -26,7 +28,8 @@ factor, argmax of its row of Q), ``"target_support"`` (every y, small and hollow
 factor, from its source centroid Qₖᵀx / Q1ₖ to its target centroid Rₖᵀy / R1ₖ; one trace with
 ``None`` between segments); the outer box has the class ``otkit-lowrank``; ``layout.meta``
 holds the numbers (``outlier_mass``, ``error``, ``cost``, ``transported_mass``,
-``converged``, ``n_iter``, ``time_s``, ``cached``, ``rank``, ``tau``, ...); the stats line has
+``converged``, ``n_iter``, ``time_s``, ``cached``, ``rank``, ``rho`` (``None`` when balanced:
+JSON has no ∞), ...); the stats line has
 spans ``.otkit-stat-outlier-mass``, ``.otkit-stat-error``, ``.otkit-stat-cost``,
 ``.otkit-stat-mass``, ``.otkit-stat-iterations``, ``.otkit-stat-time`` and
 ``.otkit-stat-converged``, each with a ``data-value`` attribute.
@@ -35,6 +38,7 @@ spans ``.otkit-stat-outlier-mass``, ``.otkit-stat-error``, ``.otkit-stat-cost``,
 from __future__ import annotations
 
 import html
+import math
 import time
 import warnings
 from dataclasses import dataclass
@@ -45,7 +49,7 @@ import torch
 
 import otkit
 from otkit.data import clouds_with_outliers
-from otkit.validation import check_count, check_probability, check_tau
+from otkit.validation import check_count, check_probability, check_rho
 
 from .base import (
     FitCache,
@@ -57,7 +61,8 @@ from .base import (
 )
 
 __all__ = [
-    "N_OPTIONS", "TRACE_NAMES", "LowRankExplorer", "LowRankState", "compute_lowrank",
+    "N_OPTIONS", "RHO_OPTIONS", "TRACE_NAMES", "LowRankExplorer", "LowRankState",
+    "compute_lowrank",
 ]
 
 #: Trace names, in figure order.
@@ -65,6 +70,10 @@ TRACE_NAMES = ("target_support", "target", "anchors", "source", "projection")
 
 #: The sizes the widget's n dropdown offers.
 N_OPTIONS = (250, 500, 1000, 2000)
+
+#: The penalties the widget's ρ slider offers, increasing, then ∞ (balanced): ρ = τ/(1 − τ)
+#: for τ = 0.50, 0.51, ..., 0.99, the grid of the former τ slider (1, 1.04, ..., 9, 19, 99).
+RHO_OPTIONS = tuple(k / (100 - k) for k in range(50, 100)) + (math.inf,)
 
 _MAX_RANK = 50  # the rank slider's end (compute_lowrank takes any 1 <= r <= n)
 _TARGET_SIZE = 9.0  # marker size of a target point receiving its uniform share 1/m
@@ -75,8 +84,8 @@ class LowRankState:
     """One low-rank (unbalanced) OT solve on the outlier toy (module docstring).
 
     Attributes:
-        rank, tau, n, outlier_fraction, seed, max_iter: the arguments (``tau`` is used for
-            both marginals: ``tau_a = tau_b = tau``).
+        rank, rho, n, outlier_fraction, seed, max_iter: the arguments (``rho`` is used for
+            both marginals: ``rho_a = rho_b = rho``; ``math.inf`` = balanced).
         x: source points ``[n, 2]``; y: target points ``[m, 2]`` (m = n + outliers).
         y_outlier: ``[m]`` bool, the target points with no counterpart in x.
         truth: ``[n, 2]`` the true image T(x) of each source point.
@@ -91,7 +100,7 @@ class LowRankState:
         outlier_mass: the share of the transported mass that lands on the outliers,
             R1[outliers].sum() / R1.sum() (outlier_fraction / (1 + outlier_fraction) when
             balanced).
-        transported_mass: the total mass of P (1 when balanced, less when τ < 1).
+        transported_mass: the total mass of P (1 when balanced, less when ρ < ∞).
         error: the mean distance ‖P y / P1 − T(x)‖ over the source points.
         cost: ⟨C, P⟩ with C = ½‖x − y‖².
         converged, n_iter: the solver's.
@@ -100,7 +109,7 @@ class LowRankState:
     """
 
     rank: int
-    tau: float
+    rho: float
     n: int
     outlier_fraction: float
     seed: int
@@ -135,22 +144,23 @@ class LowRankState:
 def compute_lowrank(
     *,
     rank: int = 10,
-    tau: float = 1.0,
+    rho: float = math.inf,
     n: int = 1000,
     outlier_fraction: float = 0.1,
     seed: int = 0,
     max_iter: int = 1000,
 ) -> LowRankState:
-    """Solve low-rank OT of rank ``rank`` with both marginals relaxed by ``tau``, on the toy.
+    """Solve low-rank OT of rank ``rank``, both marginals penalized by ``rho``, on the toy.
 
     The data are ``clouds_with_outliers(n, outlier_fraction=..., seed=seed)`` in float64,
     with uniform weights (1/n on x, 1/m on y, m = n + round(outlier_fraction · n)); the
-    solve is ``otkit.lowrank(x, y, rank=rank, tau_a=tau, tau_b=tau, max_iter=max_iter,
+    solve is ``otkit.lowrank(x, y, rank=rank, rho_a=rho, rho_b=rho, max_iter=max_iter,
     generator=seed)``. One thread, n = 1000: about 1 s at rank 10, 2–3 s at rank 50.
 
     Args:
         rank: the coupling's rank r, 1 ≤ r ≤ n.
-        tau: the marginal relaxation of both sides, in (0, 1]; 1 is balanced.
+        rho: the KL marginal penalty ρ of both sides, in cost units, > 0; ``math.inf`` (the
+            default) is balanced.
         n: source points (≥ 2).
         outlier_fraction: outliers in y per source point, in [0, 1).
         seed: seeds the data and the factors' random initialization (≥ 0).
@@ -161,7 +171,7 @@ def compute_lowrank(
     """
     start = time.perf_counter()
     rank = check_count("rank", rank)
-    tau = check_tau("tau", tau)
+    rho = check_rho("rho", rho)
     n = check_count("n", n, minimum=2)
     if rank > n:
         raise ValueError(f"rank must be at most n = {n}, got {rank}")
@@ -176,7 +186,7 @@ def compute_lowrank(
     )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        result = otkit.lowrank(data.x, data.y, rank=rank, tau_a=tau, tau_b=tau,
+        result = otkit.lowrank(data.x, data.y, rank=rank, rho_a=rho, rho_b=rho,
                                max_iter=max_iter, generator=seed)
     sent, received = result.marginals()
     total = received.sum()
@@ -184,7 +194,7 @@ def compute_lowrank(
     r_mass = result.r.sum(0).clamp_min(1e-300)
     projection = result.transport()
     return LowRankState(
-        rank=rank, tau=tau, n=n, outlier_fraction=outlier_fraction, seed=seed,
+        rank=rank, rho=rho, n=n, outlier_fraction=outlier_fraction, seed=seed,
         max_iter=max_iter, x=data.x, y=data.y, y_outlier=data.y_unmatched, truth=data.truth,
         result=result, sent=sent, received=received, projection=projection,
         dominant=result.q.argmax(1), factor_mass=result.g,
@@ -205,8 +215,9 @@ class LowRankExplorer(InteractiveFigure):
     """The low-rank explorer (module docstring).
 
     Args:
-        rank, tau, n, outlier_fraction, seed: initial control values (see
-            :func:`compute_lowrank`; ``n`` one of :data:`N_OPTIONS`, ``rank`` ≤ 50).
+        rank, rho, n, outlier_fraction, seed: initial control values (see
+            :func:`compute_lowrank`; ``n`` one of :data:`N_OPTIONS`, ``rho`` one of
+            :data:`RHO_OPTIONS`, ``rank`` ≤ 50).
         cache_size: states kept by the widget's cache (:attr:`cache`).
         debounce_ms, disable_while_busy: see :class:`widgets.base.InteractiveFigure`.
         **compute_options: passed to :func:`compute_lowrank` (``max_iter``).
@@ -221,7 +232,7 @@ class LowRankExplorer(InteractiveFigure):
         self,
         *,
         rank: int = 10,
-        tau: float = 1.0,
+        rho: float = math.inf,
         n: int = 1000,
         outlier_fraction: float = 0.1,
         seed: int = 0,
@@ -235,7 +246,7 @@ class LowRankExplorer(InteractiveFigure):
         self.compute_options = compute_options
         super().__init__(
             debounce_ms=debounce_ms, disable_while_busy=disable_while_busy, rank=rank,
-            tau=tau, n=n, outlier_fraction=outlier_fraction, seed=seed,
+            rho=rho, n=n, outlier_fraction=outlier_fraction, seed=seed,
         )
 
     # ----- InteractiveFigure --------------------------------------------------------------
@@ -246,9 +257,11 @@ class LowRankExplorer(InteractiveFigure):
                 value=10, min=1, max=_MAX_RANK, step=1, description="rank r",
                 continuous_update=True, style=style,
             ),
-            "tau": ipw.FloatSlider(
-                value=1.0, min=0.5, max=1.0, step=0.01, readout_format=".2f",
-                description="τ (1 = balanced)", continuous_update=True, style=style,
+            "rho": ipw.SelectionSlider(
+                options=[("∞ (balanced)" if math.isinf(v) else f"{v:.3g}", v)
+                         for v in RHO_OPTIONS],
+                value=math.inf, description="ρ (KL penalty)", continuous_update=True,
+                style=style,
             ),
             "n": ipw.Dropdown(
                 options=list(N_OPTIONS), value=1000, description="n",
@@ -262,8 +275,8 @@ class LowRankExplorer(InteractiveFigure):
         }
 
     def layout_controls(self, controls: list[ipw.Widget]) -> ipw.Box:
-        """Two rows: the solver's knobs (rank, τ), then the data (n, outliers, seed)."""
-        return self.control_rows(["rank", "tau"], ["n", "outlier_fraction", "seed"])
+        """Two rows: the solver's knobs (rank, ρ), then the data (n, outliers, seed)."""
+        return self.control_rows(["rank", "rho"], ["n", "outlier_fraction", "seed"])
 
     def make_figure(self) -> go.FigureWidget:
         fig = go.Figure()
@@ -326,7 +339,7 @@ class LowRankExplorer(InteractiveFigure):
             ay += [y0, y1, None]
         self.trace("anchors").update(x=ax, y=ay)
 
-        balanced = "balanced" if state.tau == 1.0 else f"τ = {state.tau:.2f}"
+        balanced = "balanced" if math.isinf(state.rho) else f"ρ = {state.rho:.3g}"
         note = "; ⚠ see the warnings under the plot" if state.warnings else ""
         fig.layout.title.text = (
             f"low-rank OT, rank {state.rank}, {balanced}: {100 * state.outlier_mass:.1f} % of "
@@ -345,7 +358,7 @@ def _meta(state: LowRankState, cached: bool) -> dict:
     """The numbers for ``layout.meta``."""
     return {
         "rank": state.rank,
-        "tau": state.tau,
+        "rho": None if math.isinf(state.rho) else state.rho,
         "n": state.n,
         "m": state.m,
         "outlier_fraction": state.outlier_fraction,

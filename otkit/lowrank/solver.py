@@ -11,10 +11,11 @@ Transport Solvers")
     ⟨C, P⟩ − ε (H(Q) + H(R) + H(g)) + ρ_a KL(Q1 | a) + ρ_b KL(R1 | b),
 
 with H(p) = −Σ p log p + Σ p the generalized entropy and KL the generalized KL divergence;
-ρ = ∞ (τ = 1) imposes the marginal exactly (the balanced problem, Q1 = a, R1 = b). Following
-the reference implementation (OTT-JAX), τ ∈ (0, 1] maps to ρ = τ / (1 − τ) **in cost units**
-(with ε = 0 the entropic convention τ = ρ/(ρ + ε) of :func:`otkit.sinkhorn` would be void):
-scale τ with the cost.
+ρ = ∞ (the default) imposes the marginal exactly (the balanced problem, Q1 = a, R1 = b). The
+penalties are given as ``rho_a``, ``rho_b``, **in cost units** (scale them with the cost), with
+the meaning they have in :func:`otkit.sinkhorn`: the same ρ is the same KL penalty in both.
+otkit's τ = ρ/(ρ + ε) is void here, where ε may be 0; ``tau_a``, ``tau_b`` are deprecated and
+keep their former meaning ρ = τ/(1 − τ) (OTT-JAX's low-rank convention).
 
 **Mirror descent.** Each outer step linearizes the objective at (Q, R, g) with step γ_k,
 
@@ -65,6 +66,7 @@ from ..validation import (
     check_equal_mass,
     check_generator,
     check_positive,
+    check_rho,
     check_tau,
     check_weights,
 )
@@ -132,7 +134,8 @@ class LowRankResult(CouplingMethods):
         a, b: weights ``[n]``, ``[m]``.
         q, r: factors ``[n, rank]``, ``[m, rank]``; g: inner marginal ``[rank]``.
         cost_factors: (A, B) with C = A Bᵀ.
-        epsilon, tau_a, tau_b, gamma, translation_invariant: the problem and the solver.
+        epsilon, rho_a, rho_b, gamma, translation_invariant: the problem and the solver
+            (``rho_a``, ``rho_b``: the KL marginal penalties in cost units, inf = balanced).
         converged, n_iter: whether the steps' moves fell below ``tol``; outer mirror-descent
             steps done.
         errors: ``[n_iter]`` the moves (symmetric KL between successive factors, per unit
@@ -148,8 +151,8 @@ class LowRankResult(CouplingMethods):
     g: torch.Tensor
     cost_factors: tuple[torch.Tensor, torch.Tensor]
     epsilon: float
-    tau_a: float
-    tau_b: float
+    rho_a: float
+    rho_b: float
     gamma: float
     translation_invariant: bool
     converged: bool
@@ -161,7 +164,7 @@ class LowRankResult(CouplingMethods):
         n, m = self.shape
         return (
             f"LowRankResult(n={n}, m={m}, rank={self.rank}, cost={self.geometry.cost.name!r}, "
-            f"epsilon={self.epsilon:g}, tau=({self.tau_a}, {self.tau_b}), "
+            f"epsilon={self.epsilon:g}, rho=({self.rho_a:g}, {self.rho_b:g}), "
             f"converged={self.converged}, n_iter={self.n_iter}, cost_value="
             f"{self.ot_cost().item():.6g}, dtype={self.q.dtype}, device={self.q.device})"
         )
@@ -169,6 +172,16 @@ class LowRankResult(CouplingMethods):
     @property
     def rank(self) -> int:
         return self.g.shape[0]
+
+    @property
+    def tau_a(self) -> float:
+        """Deprecated: the former low-rank τ = ρ_a/(1 + ρ_a) (1 if balanced); see :attr:`rho_a`."""
+        return _deprecated_tau("tau_a", self.rho_a)
+
+    @property
+    def tau_b(self) -> float:
+        """Deprecated: the former low-rank τ = ρ_b/(1 + ρ_b) (1 if balanced); see :attr:`rho_b`."""
+        return _deprecated_tau("tau_b", self.rho_b)
 
     def _plan_bands(self) -> Iterator[tuple[slice, torch.Tensor, torch.Tensor]]:
         (n, m), (a_fac, b_fac) = self.shape, self.cost_factors
@@ -213,7 +226,39 @@ class LowRankResult(CouplingMethods):
 
 
 def _rho(tau: float) -> float:
+    """The former low-rank convention ρ = τ/(1 − τ) (∞ at τ = 1), of deprecated ``tau_a``."""
     return math.inf if tau == 1.0 else tau / (1.0 - tau)
+
+
+def _penalty(side: str, tau: object, rho: object) -> float:
+    """One side's KL penalty ρ from ``rho_<side>`` or the deprecated ``tau_<side>``."""
+    if tau is not None and rho is not None:
+        raise ValueError(
+            f"give rho_{side} only: tau_{side} is deprecated in otkit.lowrank and cannot be "
+            f"combined with rho_{side}"
+        )
+    if tau is None:
+        return math.inf if rho is None else check_rho(f"rho_{side}", rho)
+    tau = check_tau(f"tau_{side}", tau)
+    warnings.warn(
+        f"otkit.lowrank(tau_{side}=...) is deprecated: in otkit tau means rho/(rho + epsilon), "
+        f"void here where epsilon may be 0. Pass the KL penalty itself, rho_{side}=tau/(1-tau)"
+        + ("" if tau == 1.0 else f" = {_rho(tau):.6g}") + " (math.inf = balanced), instead",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return _rho(tau)
+
+
+def _deprecated_tau(name: str, rho: float) -> float:
+    side = name[-1]
+    warnings.warn(
+        f"LowRankResult.{name} is deprecated: use rho_{side}, the KL penalty in cost units "
+        f"({name} = rho_{side}/(1 + rho_{side}))",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return 1.0 if math.isinf(rho) else rho / (1.0 + rho)
 
 
 def _generalized_kl(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
@@ -362,8 +407,10 @@ def lowrank(
     rank: int,
     cost: str | Cost | tuple[torch.Tensor, torch.Tensor] = "sqeuclidean",
     epsilon: float = 0.0,
-    tau_a: float = 1.0,
-    tau_b: float = 1.0,
+    rho_a: float | None = None,
+    rho_b: float | None = None,
+    tau_a: float | None = None,
+    tau_b: float | None = None,
     gamma: float = 100.0,
     translation_invariant: bool = True,
     max_iter: int = 1000,
@@ -386,7 +433,12 @@ def lowrank(
         cost: ``"sqeuclidean"`` (½‖x − y‖², exact rank d + 2), ``"dot"``, another cost (dense
             n × m) or factors ``(A, B)`` with C = A Bᵀ.
         epsilon: entropic regularization on the factors (≥ 0; 0 is the plain low-rank problem).
-        tau_a, tau_b: marginal relaxations in (0, 1]; 1 is balanced, else ρ = τ/(1 − τ).
+        rho_a, rho_b: the KL marginal penalties ρ of ρ_a KL(Q1 | a) and ρ_b KL(R1 | b), in
+            cost units, > 0; ``math.inf`` (the default) is balanced. The same ρ means the same
+            penalty in :func:`otkit.sinkhorn`.
+        tau_a, tau_b: deprecated (a ``DeprecationWarning``): ρ = τ/(1 − τ) for τ in (0, 1],
+            1 balanced; pass ``rho_a=τ/(1 − τ)`` instead. Refused together with ``rho_a``
+            (``rho_b``).
         gamma: mirror-descent step, rescaled at every step by the gradients' largest squared
             entry. OTT-JAX's default is 10; here 100 reached POT's cost in ~100 steps where 10
             needed ~600 (n = 500 and 2,000, ranks 5 and 20), with no loss of stability.
@@ -414,8 +466,8 @@ def lowrank(
     rank = check_count("rank", rank)
     if rank > min(n, m):
         raise ValueError(f"rank must be at most min(n, m) = {min(n, m)}, got {rank}")
-    tau_a, tau_b = check_tau("tau_a", tau_a), check_tau("tau_b", tau_b)
-    if tau_a == 1.0 and tau_b == 1.0:
+    rho_a, rho_b = _penalty("a", tau_a, rho_a), _penalty("b", tau_b, rho_b)
+    if math.isinf(rho_a) and math.isinf(rho_b):
         check_equal_mass(a, b)
     if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not (
             math.isfinite(epsilon) and epsilon >= 0):
@@ -427,7 +479,6 @@ def lowrank(
     generator = check_generator(generator)
     a_fac, b_fac = factorize_cost(x, y, cost)
     geometry_cost = _FactoredCost() if isinstance(cost, tuple) else get_cost(cost)
-    rho_a, rho_b = _rho(tau_a), _rho(tau_b)
     log_a, log_b = a.log(), b.log()
 
     q, r, g = _initial_factors(x, y, a, b, rank, init, generator)
@@ -474,7 +525,7 @@ def lowrank(
     return LowRankResult(
         geometry=PointCloud(x, y, geometry_cost, mode="online"),
         a=a, b=b, q=q, r=r, g=g, cost_factors=(a_fac, b_fac), epsilon=float(epsilon),
-        tau_a=tau_a, tau_b=tau_b, gamma=float(gamma),
+        rho_a=rho_a, rho_b=rho_b, gamma=float(gamma),
         translation_invariant=translation_invariant, converged=converged,
         n_iter=len(errors),
         errors=torch.tensor(errors, dtype=torch.float64),

@@ -611,6 +611,47 @@ def test_max_iter_torch_counts(make_clouds):
     assert errors[-1] < errors[0]
 
 
+@pytest.mark.parametrize("scaling", [None, 0.8], ids=["cold", "eps-scaling"])
+def test_progress_bar_shows_convergence(make_clouds, monkeypatch, scaling):
+    """progress=True: the bar measures the error's way down to tol (not iterations against
+    max_iter), ends full when the solve converges (green in Jupyter) and short of full, saying
+    so, when max_iter stops it (red in Jupyter)."""
+    import io
+
+    from tqdm import std
+
+    from otkit.backends import torch_native
+
+    bars = []
+
+    class Recording(std.tqdm):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, file=io.StringIO(), mininterval=0, **kwargs)
+            bars.append(self)
+
+    monkeypatch.setattr(torch_native, "tqdm", Recording)
+    x, y, a, b = make_clouds(N, M)
+    res = otkit.sinkhorn(x, y, a, b, relative_epsilon=0.05, mode="online", progress=True,
+                         backend="torch", epsilon_scaling=scaling)
+    assert res.converged and len(bars) == 1
+    bar = bars[0]
+    assert bar.total == 100 and bar.n == bar.total, (bar.n, bar.total)  # full: success
+    assert bar.desc == "sinkhorn converged" and f"{res.n_iter} iterations" in bar.postfix
+    text = bar.fp.getvalue()
+    assert f"/{res.n_iter}" not in text and "/2000" not in text  # no iterations-of-max_iter count
+
+    with pytest.warns(ConvergenceWarning):
+        stopped = otkit.sinkhorn(x, y, a, b, relative_epsilon=0.01, tol=1e-12, max_iter=5,
+                                 progress=True, backend="torch", epsilon_scaling=scaling)
+    bar = bars[-1]
+    assert not stopped.converged and len(bars) == 2
+    assert bar.n < bar.total and bar.desc == "sinkhorn NOT converged"
+    assert "max_iter 5 reached" in bar.postfix
+
+    otkit.sinkhorn(x, y, a, b, relative_epsilon=0.05, backend="torch")  # progress=False: no bar
+    assert len(bars) == 2
+
+
 # ------------------------------------------------------- 10. float32, small ε
 
 
@@ -701,3 +742,64 @@ def test_cuda_float32_small_epsilon_online(make_clouds):
                                  max_iter=300)
         assert torch.isfinite(res.f).all() and torch.isfinite(res.g).all()
         assert torch.isfinite(res.coupling()).all()
+
+
+# --------------------------------------------------------------------------- rho and tau
+
+
+@pytest.mark.parametrize(("rho_a", "rho_b", "epsilon"), [(9.0, 9.0, 0.5), (0.3, 2.0, 0.05)])
+def test_rho_equals_tau_of_rho_over_rho_plus_epsilon_bit_for_bit(make_clouds, rho_a, rho_b,
+                                                                  epsilon):
+    x, y, a, b = make_clouds(N, M)
+    by_rho = solve(x, y, a, b, epsilon=epsilon, rho_a=rho_a, rho_b=rho_b, tol=1e-9)
+    by_tau = solve(x, y, a, b, epsilon=epsilon, tau_a=rho_a / (rho_a + epsilon),
+                   tau_b=rho_b / (rho_b + epsilon), tol=1e-9)
+    assert torch.equal(by_rho.f, by_tau.f) and torch.equal(by_rho.g, by_tau.g)
+    assert torch.equal(by_rho.errors, by_tau.errors)
+    assert (by_rho.tau_a, by_rho.tau_b) == (by_tau.tau_a, by_tau.tau_b)
+    # the result reports the penalty given, in cost units
+    assert by_rho.rho_a == pytest.approx(rho_a, rel=1e-12)
+    assert by_rho.rho_b == pytest.approx(rho_b, rel=1e-12)
+
+
+def test_rho_is_in_cost_units_whatever_epsilon(make_clouds):
+    # one rho is one penalty at every epsilon (a fixed tau would scale it with epsilon);
+    # relative_epsilon resolves epsilon first, then tau = rho / (rho + epsilon)
+    x, y, a, b = make_clouds(N, M)
+    for eps in (0.05, 0.5):
+        res = solve(x, y, a, b, epsilon=eps, rho_a=4.0, tau_b=0.8, tol=1e-8)
+        assert res.rho_a == pytest.approx(4.0, rel=1e-12) and res.tau_a == 4.0 / (4.0 + eps)
+        assert res.rho_b == pytest.approx(4.0 * eps, rel=1e-12) and res.tau_b == 0.8
+    rel = solve(x, y, a, b, relative_epsilon=0.1, rho_a=4.0, rho_b=4.0, tol=1e-8)
+    assert rel.rho_a == pytest.approx(4.0, rel=1e-12)
+    assert rel.tau_a == rel.tau_b == 4.0 / (4.0 + rel.epsilon)
+
+
+def test_rho_inf_is_balanced_and_the_default(make_clouds):
+    x, y, a, b = make_clouds(N, M)
+    default = solve(x, y, a, b, epsilon=0.1, tol=1e-8)
+    explicit = solve(x, y, a, b, epsilon=0.1, rho_a=math.inf, rho_b=math.inf, tol=1e-8)
+    assert torch.equal(default.f, explicit.f) and torch.equal(default.g, explicit.g)
+    assert explicit.tau_a == explicit.tau_b == 1.0 and explicit.rho_a == math.inf
+    with pytest.raises(ValueError, match="equal total mass"):
+        otkit.sinkhorn(x, y, a, 2 * b, epsilon=0.1, rho_a=math.inf, rho_b=math.inf)
+    relaxed = solve(x, y, a, 2 * b, epsilon=0.1, rho_a=1.0, rho_b=1.0, tol=1e-8)
+    assert relaxed.tau_a < 1.0
+
+
+@pytest.mark.parametrize("side", ["a", "b"])
+def test_tau_and_rho_for_one_side_raise(make_clouds, side):
+    x, y, a, b = make_clouds(N, M)
+    with pytest.raises(ValueError, match=f"tau_{side} or rho_{side}, not both"):
+        otkit.sinkhorn(x, y, a, b, epsilon=0.1, **{f"tau_{side}": 0.9, f"rho_{side}": 1.0})
+    with pytest.raises(ValueError, match=f"tau_{side} or rho_{side}, not both"):  # even balanced
+        otkit.sinkhorn(x, y, a, b, epsilon=0.1, **{f"tau_{side}": 1.0, f"rho_{side}": math.inf})
+
+
+@pytest.mark.parametrize(("value", "error"), [(0.0, ValueError), (-1.0, ValueError),
+                                              (math.nan, ValueError), ("1", TypeError),
+                                              (True, TypeError)])
+def test_bad_rho(make_clouds, value, error):
+    x, y, a, b = make_clouds(N, M)
+    with pytest.raises(error, match="^rho_b must be a number > 0"):
+        otkit.sinkhorn(x, y, a, b, epsilon=0.1, rho_b=value)

@@ -1,4 +1,8 @@
-"""Low-rank OT (otkit.lowrank) against POT's lowrank_sinkhorn, exact OT and closed forms."""
+"""Low-rank OT (otkit.lowrank) against POT's lowrank_sinkhorn, exact OT and closed forms.
+
+Unbalanced problems are given by the KL penalties ``rho_a``, ``rho_b`` in cost units (the
+meaning they have in otkit.sinkhorn); ``tau_a``, ``tau_b`` are deprecated here (ρ = τ/(1 − τ)).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import ot
 import pytest
 import torch
 
+import otkit
 from otkit import emd
 from otkit.lowrank import factorize_cost, lowrank
 from otkit.sinkhorn import ConvergenceWarning
@@ -127,12 +132,12 @@ def test_entropic_fixed_point_solves_the_problem_at_epsilon_not_two_epsilon(epsi
 # ------------------------------------------------------------------ unbalanced
 
 
-def test_unbalanced_marginals_approach_a_and_b_as_tau_goes_to_one():
+def test_unbalanced_marginals_approach_a_and_b_as_rho_grows():
     x, y = clouds(300, 250, seed=5)
     a = torch.full((300,), 1 / 300, dtype=F64)
     errors = []
-    for tau in (0.5, 0.9, 0.99, 0.999):
-        res = solve(x, y, rank=6, tau_a=tau, tau_b=tau, generator=0)
+    for rho in (1.0, 9.0, 99.0, 999.0):  # the former τ = 0.5, 0.9, 0.99, 0.999
+        res = solve(x, y, rank=6, rho_a=rho, rho_b=rho, generator=0)
         errors.append((res.q.sum(1) - a).abs().sum().item())
     assert all(later < earlier for earlier, later in itertools.pairwise(errors)), errors
     assert errors[-1] < 5e-3
@@ -140,8 +145,8 @@ def test_unbalanced_marginals_approach_a_and_b_as_tau_goes_to_one():
 
 def test_translation_invariant_projection_is_not_worse():
     x, y = clouds(300, 250, seed=6)
-    plain = solve(x, y, rank=6, tau_a=0.9, tau_b=0.8, translation_invariant=False, generator=0)
-    ti = solve(x, y, rank=6, tau_a=0.9, tau_b=0.8, translation_invariant=True, generator=0)
+    plain = solve(x, y, rank=6, rho_a=9.0, rho_b=4.0, translation_invariant=False, generator=0)
+    ti = solve(x, y, rank=6, rho_a=9.0, rho_b=4.0, translation_invariant=True, generator=0)
     assert ti.objectives[-1].item() <= plain.objectives[-1].item() * (1 + 1e-6)
 
 
@@ -154,7 +159,7 @@ def test_unbalanced_coupling_leaves_outliers_alone():
     y = torch.cat([inliers, outliers])
     is_outlier = torch.arange(450) >= 405
     balanced = solve(x, y, rank=8, generator=0)
-    relaxed = solve(x, y, rank=8, tau_a=0.95, tau_b=0.95, generator=0)
+    relaxed = solve(x, y, rank=8, rho_a=19.0, rho_b=19.0, generator=0)
     mass_b = balanced.r.sum(1)[is_outlier].sum().item()
     mass_u = relaxed.r.sum(1)[is_outlier].sum().item()
     assert mass_b == pytest.approx(0.1, abs=1e-6)
@@ -204,7 +209,13 @@ def test_bad_arguments_are_refused():
         lowrank(x, y, rank=11)
     with pytest.raises(TypeError, match="rank must be an integer"):
         lowrank(x, y, rank=2.5)
-    for tau in (0.0, 1.5, -0.1):
+    for rho in (0.0, -1.0, math.nan, -math.inf):
+        with pytest.raises(ValueError, match="rho_a must be a number > 0"):
+            lowrank(x, y, rank=2, rho_a=rho)
+    for rho in ("1", True, torch.tensor(1.0)):
+        with pytest.raises(TypeError, match="rho_b must be a number > 0"):
+            lowrank(x, y, rank=2, rho_b=rho)
+    for tau in (0.0, 1.5, -0.1):  # deprecated, still checked
         with pytest.raises(ValueError, match=r"tau_a must lie in \(0, 1\]"):
             lowrank(x, y, rank=2, tau_a=tau)
     with pytest.raises(ValueError, match="epsilon must be a finite number >= 0"):
@@ -221,3 +232,80 @@ def test_bad_arguments_are_refused():
         lowrank(x, y, rank=2, backend="pot")
     with pytest.raises(ValueError, match="x contains NaN"):
         lowrank(torch.full_like(x, math.nan), y, rank=2)
+
+
+# ------------------------------------------------------------------ rho, and the deprecated tau
+
+
+@pytest.mark.parametrize("rho", [1.0, 3.0, 0.25])
+def test_rho_equals_the_deprecated_tau_bit_for_bit(rho):
+    tau = rho / (1 + rho)
+    assert tau / (1 - tau) == rho  # these ρ survive the round trip exactly
+    x, y = clouds(60, 50, seed=11)
+    new = solve(x, y, rank=4, rho_a=rho, rho_b=2 * rho, generator=0)
+    with pytest.warns(DeprecationWarning, match=r"rho_a=tau/\(1-tau\)") as caught:
+        old = solve(x, y, rank=4, tau_a=tau, rho_b=2 * rho, generator=0)
+    assert len(caught) == 1 and caught[0].filename == __file__  # points at the caller
+    for mine, theirs in ((new.q, old.q), (new.r, old.r), (new.g, old.g),
+                         (new.objectives, old.objectives)):
+        assert torch.equal(mine, theirs)
+    assert (new.rho_a, new.rho_b) == (old.rho_a, old.rho_b) == (rho, 2 * rho)
+    with pytest.warns(DeprecationWarning, match="LowRankResult.tau_a is deprecated"):
+        assert new.tau_a == tau
+
+
+def test_rho_defaults_to_balanced_and_inf_is_balanced():
+    x, y = clouds(60, 50, seed=12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        default = solve(x, y, rank=3, generator=0)
+        explicit = solve(x, y, rank=3, rho_a=math.inf, rho_b=math.inf, generator=0)
+    assert torch.equal(default.q, explicit.q) and torch.equal(default.r, explicit.r)
+    assert default.rho_a == default.rho_b == math.inf
+    with pytest.warns(DeprecationWarning):
+        old = solve(x, y, rank=3, tau_a=1.0, tau_b=1.0, generator=0)
+    assert torch.equal(default.q, old.q)
+    with pytest.raises(ValueError, match="equal total mass"):
+        lowrank(x, y, torch.full((60,), 1.0, dtype=F64), rank=2, rho_a=math.inf)
+
+
+@pytest.mark.parametrize("side", ["a", "b"])
+def test_tau_and_rho_together_are_refused(side):
+    x, y = clouds(20, 10)
+    with pytest.raises(ValueError, match=f"rho_{side}.*tau_{side}.*rho_{side}"):
+        lowrank(x, y, rank=2, **{f"tau_{side}": 0.5, f"rho_{side}": 1.0})
+    with pytest.raises(ValueError, match=f"tau_{side} or rho_{side}, not both"):
+        otkit.sinkhorn(x, y, epsilon=0.1, **{f"tau_{side}": 0.5, f"rho_{side}": 1.0})
+
+
+def _kl(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    """Generalized KL(p | q) = Σ p log(p/q) − p + q."""
+    return (torch.xlogy(p, p) - torch.xlogy(p, q) - p + q).sum()
+
+
+def test_one_rho_is_one_kl_penalty_in_lowrank_and_sinkhorn():
+    # ρ KL(P1 | a) with the same ρ in both objectives, whatever ε (not 9ε in one and 9 in
+    # the other, as one tau_a=0.9 meant before): both results report ρ, and each solver's
+    # objective, recomputed from its plan with that ρ, is the one it reports
+    x, y = clouds(50, 40, seed=13)
+    rho_a, rho_b, eps = 9.0, 2.0, 0.25
+    low = solve(x, y, rank=40, epsilon=eps, rho_a=rho_a, rho_b=rho_b, generator=0)
+    sink = otkit.sinkhorn(x, y, epsilon=eps, rho_a=rho_a, rho_b=rho_b, tol=1e-10)
+    assert (low.rho_a, low.rho_b) == (rho_a, rho_b)
+    assert sink.rho_a == pytest.approx(rho_a, rel=1e-12)
+    assert sink.rho_b == pytest.approx(rho_b, rel=1e-12)
+
+    def entropy(p):
+        return -torch.xlogy(p, p).sum() + p.sum()
+
+    rows, cols = low.marginals()
+    objective = (low.ot_cost() - eps * (entropy(low.q) + entropy(low.r) + entropy(low.g))
+                 + rho_a * _kl(rows, low.a) + rho_b * _kl(cols, low.b))
+    # objectives[-1] is before the last, tighter projection
+    assert objective.item() == pytest.approx(low.objectives[-1].item(), rel=1e-6)
+
+    plan = sink.coupling()
+    rows, cols = plan.sum(1), plan.sum(0)
+    objective = ((plan * half_sq(x, y)).sum() + eps * _kl(plan, sink.a[:, None] * sink.b)
+                 + rho_a * _kl(rows, sink.a) + rho_b * _kl(cols, sink.b))
+    assert objective.item() == pytest.approx(sink.primal_objective().item(), rel=1e-9)

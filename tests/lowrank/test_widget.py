@@ -2,21 +2,23 @@
 
 The state must agree with otkit.lowrank called directly on the same toy; balanced OT must send
 the outliers exactly their share outlier_fraction / (1 + outlier_fraction) of the mass, and
-τ = 0.9 almost none, with a smaller barycentric error; the widget is driven with ``set`` and
+a KL penalty ρ = 9 almost none, with a smaller barycentric error; the widget is driven with ``set`` and
 read back from its figure (the real-browser test is test_browser.py).
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 
+import ipywidgets as ipw
 import pytest
 import torch
 
 import otkit
 from otkit.data import clouds_with_outliers
 from widgets import InteractiveFigure, LowRankExplorer, LowRankState, compute_lowrank
-from widgets.lowrank import N_OPTIONS, TRACE_NAMES
+from widgets.lowrank import N_OPTIONS, RHO_OPTIONS, TRACE_NAMES
 
 N = 300  # small: one solve in about a second on one thread
 
@@ -30,7 +32,7 @@ def states():
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return {tau: compute_lowrank(rank=10, tau=tau, n=N, seed=1) for tau in (1.0, 0.9)}
+        return {rho: compute_lowrank(rank=10, rho=rho, n=N, seed=1) for rho in (math.inf, 9.0)}
     finally:
         torch.set_num_threads(threads)
 
@@ -39,19 +41,20 @@ def states():
 
 
 def test_state_matches_a_direct_lowrank_call():
-    state = compute_lowrank(rank=5, tau=0.8, n=N, outlier_fraction=0.2, seed=3)
+    state = compute_lowrank(rank=5, rho=4.0, n=N, outlier_fraction=0.2, seed=3)
     assert isinstance(state, LowRankState)
-    assert (state.rank, state.tau, state.n, state.outlier_fraction, state.seed) == (
-        5, 0.8, N, 0.2, 3)
+    assert (state.rank, state.rho, state.n, state.outlier_fraction, state.seed) == (
+        5, 4.0, N, 0.2, 3)
 
     data = clouds_with_outliers(N, outlier_fraction=0.2, seed=3, dtype=torch.float64)
-    direct = otkit.lowrank(data.x, data.y, rank=5, tau_a=0.8, tau_b=0.8, generator=3)
+    direct = otkit.lowrank(data.x, data.y, rank=5, rho_a=4.0, rho_b=4.0, generator=3)
     assert torch.equal(state.x, data.x) and torch.equal(state.y, data.y)
     assert torch.equal(state.truth, data.truth) and torch.equal(state.y_outlier, data.y_unmatched)
     assert state.m == N + 60 and state.x.dtype == torch.float64
     for mine, theirs in ((state.result.q, direct.q), (state.result.r, direct.r),
                          (state.result.g, direct.g)):
         torch.testing.assert_close(mine, theirs)
+    assert state.result.rho_a == state.result.rho_b == 4.0
     sent, received = direct.marginals()
     torch.testing.assert_close(state.sent, sent)
     torch.testing.assert_close(state.received, received)
@@ -74,8 +77,8 @@ def test_state_matches_a_direct_lowrank_call():
                                (direct.r[:, k, None] * data.y).sum(0) / direct.r[:, k].sum())
 
 
-def test_balanced_sends_the_outliers_their_share_and_tau_frees_them(states):
-    balanced, relaxed = states[1.0], states[0.9]
+def test_balanced_sends_the_outliers_their_share_and_rho_frees_them(states):
+    balanced, relaxed = states[math.inf], states[9.0]
     assert balanced.converged and relaxed.converged
     # balanced: every target point receives 1/m, the outliers k/m = f/(1 + f) of the mass
     assert balanced.outlier_mass == pytest.approx(0.1 / 1.1, rel=1e-3)
@@ -89,7 +92,7 @@ def test_balanced_sends_the_outliers_their_share_and_tau_frees_them(states):
 
 
 def test_marginals_sum_correctly(states):
-    balanced, relaxed = states[1.0], states[0.9]
+    balanced, relaxed = states[math.inf], states[9.0]
     # balanced: the hard constraints hold point by point
     torch.testing.assert_close(balanced.sent, torch.full((N,), 1 / N, dtype=torch.float64),
                                rtol=1e-4, atol=1e-8)
@@ -107,17 +110,17 @@ def test_marginals_sum_correctly(states):
 
 
 def test_outlier_fraction_sets_the_balanced_share():
-    state = compute_lowrank(rank=4, tau=1.0, n=250, outlier_fraction=0.3, seed=0)
+    state = compute_lowrank(rank=4, n=250, outlier_fraction=0.3, seed=0)
     assert state.y_outlier.sum() == 75
     assert state.outlier_mass == pytest.approx(75 / 325, rel=1e-3)
-    none = compute_lowrank(rank=4, tau=1.0, n=250, outlier_fraction=0.0, seed=0)
+    none = compute_lowrank(rank=4, rho=math.inf, n=250, outlier_fraction=0.0, seed=0)
     assert none.m == 250 and none.outlier_mass == 0.0
 
 
 def test_nonconvergence_is_recorded_not_raised():
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # nothing escapes
-        state = compute_lowrank(rank=3, tau=0.9, n=250, max_iter=5)
+        state = compute_lowrank(rank=3, rho=9.0, n=250, max_iter=5)
     assert not state.converged and state.n_iter == 5
     assert any("max_iter" in w for w in state.warnings)
 
@@ -129,10 +132,10 @@ def test_nonconvergence_is_recorded_not_raised():
         ({"rank": -2}, ValueError, "rank"),
         ({"rank": 251, "n": 250}, ValueError, "rank must be at most n = 250"),
         ({"rank": 2.5}, TypeError, "rank"),
-        ({"tau": 0.0}, ValueError, r"tau must lie in \(0, 1\]"),
-        ({"tau": 1.2}, ValueError, r"tau must lie in \(0, 1\]"),
-        ({"tau": -0.5}, ValueError, "tau"),
-        ({"tau": "1"}, TypeError, "tau"),
+        ({"rho": 0.0}, ValueError, "rho must be a number > 0"),
+        ({"rho": -0.5}, ValueError, "rho must be a number > 0"),
+        ({"rho": math.nan}, ValueError, "rho"),
+        ({"rho": "1"}, TypeError, "rho"),
         ({"n": 1}, ValueError, "n must be"),
         ({"outlier_fraction": 1.0}, ValueError, "outlier_fraction"),
         ({"outlier_fraction": -0.1}, ValueError, "outlier_fraction"),
@@ -166,11 +169,20 @@ def test_widget_draws_and_redraws_on_set():
     assert widget.error is None and widget.n_computes == 1
     assert "otkit-lowrank" in widget.ui._dom_classes
     assert [t.name for t in widget.figure.data] == sorted(TRACE_NAMES, key=TRACE_NAMES.index)
-    assert list(widget.controls) == ["rank", "tau", "n", "outlier_fraction", "seed"]
+    assert list(widget.controls) == ["rank", "rho", "n", "outlier_fraction", "seed"]
     assert list(widget.controls["n"].options) == list(N_OPTIONS)
+    # ρ = τ/(1 − τ) over the former τ slider's grid 0.50, 0.51, ..., 0.99, then ∞ = τ 1
+    rho = widget.controls["rho"]
+    assert isinstance(rho, ipw.SelectionSlider) and rho.description == "ρ (KL penalty)"
+    assert "otkit-control-rho" in rho._dom_classes
+    assert tuple(v for _, v in rho.options) == RHO_OPTIONS and len(RHO_OPTIONS) == 51
+    for k, value in zip(range(50, 100), RHO_OPTIONS, strict=False):
+        assert value == pytest.approx((k / 100) / (1 - k / 100), rel=1e-12)
+    assert (RHO_OPTIONS[0], RHO_OPTIONS[40], RHO_OPTIONS[-2]) == (1.0, 9.0, 99.0)
+    assert rho.value == math.inf and rho.label == "∞ (balanced)"
 
     meta = _meta(widget)
-    assert (meta["rank"], meta["tau"], meta["n"], meta["m"]) == (6, 1.0, 250, 275)
+    assert (meta["rank"], meta["rho"], meta["n"], meta["m"]) == (6, None, 250, 275)
     assert meta["outlier_mass"] == pytest.approx(25 / 275, rel=1e-3)
     assert float(_stat(widget, "outlier-mass")) == pytest.approx(meta["outlier_mass"])
     assert float(_stat(widget, "error")) == pytest.approx(meta["error"])
@@ -184,11 +196,12 @@ def test_widget_draws_and_redraws_on_set():
     assert max(widget.trace("source").marker.color) < 6
     assert len(widget.trace("anchors").x) == 3 * 6  # one segment per factor, None between
 
-    # τ: 1 → 0.9, as a user would: the outliers empty, the stats change
-    widget.set(tau=0.9)
+    # ρ: ∞ → 9, as a user would: the outliers empty, the stats change
+    widget.set(rho=9.0)
     assert widget.error is None and widget.n_computes == 2
     relaxed = _meta(widget)
-    assert relaxed["tau"] == 0.9 and not relaxed["cached"]
+    assert relaxed["rho"] == 9.0 and not relaxed["cached"]
+    assert widget.state.result.rho_a == 9.0 and "ρ = 9" in widget.figure.layout.title.text
     assert relaxed["outlier_mass"] < 0.01 and relaxed["error"] < meta["error"]
     assert float(_stat(widget, "outlier-mass")) == pytest.approx(relaxed["outlier_mass"])
     new_sizes = list(widget.trace("target").marker.size)
@@ -214,7 +227,7 @@ def test_widget_draws_and_redraws_on_set():
 
 
 def test_widget_shows_errors_and_keeps_the_last_figure():
-    widget = LowRankExplorer(n=250, rank=4, tau=0.9, debounce_ms=0, max_iter=50)
+    widget = LowRankExplorer(n=250, rank=4, rho=9.0, debounce_ms=0, max_iter=50)
     meta = _meta(widget)
     assert widget.error is None
     widget.compute_options["max_iter"] = 0  # a compute that fails
