@@ -142,7 +142,7 @@ def test_bad_weights(clouds, solver, which):
 
 def test_unequal_masses_when_balanced(clouds):
     x, y, a, b = clouds
-    with pytest.raises(ValueError, match=r"equal total mass.*tau_a/tau_b"):
+    with pytest.raises(ValueError, match=r"equal total mass.*rho_a/rho_b"):
         otkit.sinkhorn(x, y, a, 2 * b)
     # relaxed, it is fine; emd normalizes
     otkit.sinkhorn(x, y, a, 2 * b, tau_a=0.9, tau_b=0.9)
