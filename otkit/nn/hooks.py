@@ -9,7 +9,9 @@ a tuple, as Hugging Face transformer blocks may) is one of
 * ``[B, C, H, W]`` — images, channels at dim 1.
 
 :func:`pool` turns it into samples ``[N, D]`` (the mean over tokens/positions per example, or
-every token/position as its own sample); :func:`collect_activations` records those samples;
+every token/position as its own sample), honouring an attention mask: padded positions are
+left out of the mean and dropped as samples; :func:`collect_activations` records those samples
+(taking the mask from a batch's ``"attention_mask"`` when it carries one);
 :func:`rewrite_outputs` replaces outputs for the length of a ``with`` block (steering's
 :func:`otkit.steering.steer` is built on it). Hooks are always removed on exit, also when the
 block raises.
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -35,6 +37,8 @@ __all__ = [
     "channel_size",
     "apply_channelwise",
     "default_forward",
+    "batch_mask",
+    "masked_pool",
     "POOLS",
 ]
 
@@ -42,6 +46,10 @@ POOLS = ("mean", "none")
 
 #: ``forward(model, batch)`` runs the model on one batch (its return value is ignored).
 Forward = Callable[[nn.Module, Any], Any]
+
+#: ``mask(batch)``: the attention mask of one batch (``[B, T]``, nonzero = real token), or
+#: ``None`` for a batch without padding.
+MaskFn = Callable[[Any], "torch.Tensor | None"]
 
 
 def default_forward(model: nn.Module, batch: Any) -> Any:
@@ -110,17 +118,63 @@ def channel_size(h: torch.Tensor) -> int:
     return h.shape[_channel_dim(h, "h")]
 
 
-def pool(h: torch.Tensor, how: str = "mean") -> torch.Tensor:
+def _keep_positions(h: torch.Tensor, mask: object, where: str) -> torch.Tensor:
+    """``mask`` checked against ``h`` and turned into a bool tensor on ``h``'s device: ``[B, T]``
+    for ``h: [B, T, D]``, ``[B, H, W]`` for ``h: [B, C, H, W]`` (True = a real position)."""
+    if not isinstance(mask, torch.Tensor):
+        raise TypeError(f"{where}: mask must be a torch.Tensor, got {type(mask).__name__}")
+    if h.ndim == 2:
+        raise ValueError(
+            f"{where}: a mask needs an output with tokens [B, T, D] or positions [B, C, H, W], "
+            f"got shape {tuple(h.shape)}"
+        )
+    positions = tuple(h.shape[:2]) if h.ndim == 3 else (h.shape[0], *h.shape[2:])
+    if tuple(mask.shape) != positions:
+        raise ValueError(
+            f"{where}: mask of shape {tuple(mask.shape)} does not match the output's "
+            f"{'[B, T]' if h.ndim == 3 else '[B, H, W]'} = {positions} (output shape "
+            f"{tuple(h.shape)})"
+        )
+    keep = mask.to(h.device) != 0
+    return keep
+
+
+def pool(h: torch.Tensor, how: str = "mean", mask: torch.Tensor | None = None) -> torch.Tensor:
     """Samples ``[N, D]`` from an activation ``h``.
 
     ``how="mean"``: one sample per example, the average over tokens (``[B, T, D]``) or spatial
     positions (``[B, C, H, W]``), N = B. ``how="none"``: every token/position is a sample,
     N = B·T or B·H·W. A ``[B, D]`` activation is returned as is.
+
+    ``mask``: an attention mask, ``[B, T]`` for tokens (``[B, H, W]`` for positions), nonzero
+    or True at real tokens and 0 at padding, as a Hugging Face tokenizer's
+    ``"attention_mask"``. With it, ``"mean"`` averages over each example's real tokens only,
+    and ``"none"`` keeps only the real tokens (N = their count, in (example, token) order): a
+    padded batch gives the samples of the same texts unpadded. An example without any real
+    token has no mean: a ValueError says so.
     """
     check_choice("pool", how, POOLS)
     if not isinstance(h, torch.Tensor):
         raise TypeError(f"h must be a torch.Tensor, got {type(h).__name__}")
     _channel_dim(h, "h")
+    if mask is not None:
+        keep = _keep_positions(h, mask, "pool")
+        if h.ndim == 4:
+            h = h.movedim(1, -1)  # [B, H, W, C]: positions first, channels last
+        if how == "none":
+            return h[keep]
+        flat = h.reshape(h.shape[0], -1, h.shape[-1])
+        keep = keep.reshape(h.shape[0], -1)
+        count = keep.sum(1)
+        if bool((count == 0).any()):
+            empty = (count == 0).nonzero().flatten().tolist()
+            raise ValueError(
+                f"pool: examples {empty[:5]} have no real token in mask (all padding): their "
+                "mean is undefined"
+            )
+        total = torch.where(keep.unsqueeze(-1), flat, torch.zeros((), dtype=h.dtype,
+                                                                  device=h.device)).sum(1)
+        return total / count.unsqueeze(-1).to(h.dtype)
     if h.ndim == 2:
         return h
     if h.ndim == 3:
@@ -128,6 +182,49 @@ def pool(h: torch.Tensor, how: str = "mean") -> torch.Tensor:
     if how == "mean":
         return h.mean((2, 3))
     return h.movedim(1, -1).reshape(-1, h.shape[1])
+
+
+def batch_mask(batch: Any) -> torch.Tensor | None:
+    """The default ``mask(batch)``: a dict batch's ``"attention_mask"`` (as a Hugging Face
+    tokenizer returns it), else ``None`` (no padding)."""
+    if isinstance(batch, Mapping):
+        mask = batch.get("attention_mask")
+        return mask if isinstance(mask, torch.Tensor) else None
+    return None
+
+
+def _mask_source(mask: MaskFn | Sequence[Any] | None) -> Callable[[int, Any], Any]:
+    """``(index, batch) -> mask or None`` from ``collect_activations``' ``mask`` argument."""
+    if mask is None:
+        return lambda i, batch: batch_mask(batch)
+    if callable(mask):
+        return lambda i, batch: mask(batch)
+    if isinstance(mask, Sequence) and not isinstance(mask, (str, torch.Tensor)):
+        masks = list(mask)
+
+        def pick(i: int, batch: Any) -> Any:
+            if i >= len(masks):
+                raise ValueError(
+                    f"mask holds {len(masks)} masks but batches has more: give one per batch"
+                )
+            return masks[i]
+
+        pick.count = len(masks)  # type: ignore[attr-defined]
+        return pick
+    raise TypeError(
+        "mask must be None (a dict batch's 'attention_mask'), a function batch -> mask, or a "
+        f"sequence with one mask (or None) per batch, got {type(mask).__name__}"
+    )
+
+
+def masked_pool(h: torch.Tensor, how: str, mask: torch.Tensor | None, name: str) -> torch.Tensor:
+    """:func:`pool` of module ``name``'s output ``h`` under a batch's ``mask``: a mask applies
+    to outputs with tokens or positions; a ``[B, D]`` output (one vector per example) has no
+    padding to leave out and is returned as is. A shape mismatch names the module."""
+    if mask is None or h.ndim == 2:
+        return pool(h, how)
+    _keep_positions(h, mask, f"module {name!r}")
+    return pool(h, how, mask)
 
 
 # ``collect_activations`` takes an argument named ``pool``, which shadows the function.
@@ -194,29 +291,43 @@ def collect_activations(
     forward: Forward | None = None,
     pool: str = "mean",
     context: contextlib.AbstractContextManager | None = None,
+    mask: MaskFn | Sequence[Any] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Pooled outputs ``{module: [N, D]}`` of the selected modules over all ``batches``.
 
     Runs ``forward(model, batch)`` (default :func:`default_forward`) under ``torch.no_grad()``
     for every batch, inside ``context`` when given (e.g. :func:`otkit.steering.steer`: the
     recorded outputs are then the steered ones). Tensors stay on the activations' device and dtype.
+
+    ``mask``: the attention mask of each batch, which :func:`pool` honours (padding is left
+    out of the means and dropped as samples). ``None`` (default): a dict batch's
+    ``"attention_mask"`` when it has one (:func:`batch_mask`), else no mask; a function
+    ``batch -> mask or None``; or a sequence with one mask (or None) per batch. A mask applies
+    to every module output with tokens ``[B, T, D]`` (or positions ``[B, C, H, W]`` for a mask
+    ``[B, H, W]``) and must match its shape; ``[B, D]`` outputs are recorded as they are.
     """
     how = check_choice("pool", pool, POOLS)
     names = find_modules(model, modules)
     run = default_forward if forward is None else forward
+    mask_of = _mask_source(mask)
     records: dict[str, list[torch.Tensor]] = {n: [] for n in names}
+    current: list[Any] = [None]
 
     def record(name: str, h: torch.Tensor) -> None:
-        records[name].append(_pool(h.detach(), how))
+        records[name].append(masked_pool(h.detach(), how, current[0], name))
 
     active = contextlib.nullcontext() if context is None else context
     count = 0
     with torch.no_grad(), active, rewrite_outputs(model, names, record):
         for batch in batches:
+            current[0] = mask_of(count, batch)
             run(model, batch)
             count += 1
     if count == 0:
         raise ValueError("batches is empty: give at least one batch")
+    expected = getattr(mask_of, "count", None)
+    if expected is not None and expected != count:
+        raise ValueError(f"mask holds {expected} masks for {count} batches: give one per batch")
     missing = [n for n, r in records.items() if not r]
     if missing:
         raise ValueError(f"modules {missing[:5]} never ran during forward: check modules/forward")

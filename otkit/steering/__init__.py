@@ -19,7 +19,7 @@ The text and image tasks live in :mod:`otkit.steering.text` and :mod:`otkit.stee
 
 from ..nn.hooks import POOLS, channel_size, find_modules, pool
 from .act import fit_act
-from .hooks import collect_activations, steer
+from .hooks import collect_activations, steer, support_coverage
 from .intervention import Intervention, compose
 from .lineas import LinEASResult, fit_lineas, sparse_group_prox, wasserstein_1d
 from .maps import (
@@ -35,5 +35,5 @@ __all__ = [
     "find_modules", "pool", "POOLS", "collect_activations", "steer", "channel_size",
     "AffineMap", "linear_act", "gaussian_map", "mean_shift", "ESTIMATORS", "check_strength",
     "Intervention", "compose", "fit_act", "fit_lineas", "LinEASResult", "wasserstein_1d",
-    "sparse_group_prox",
+    "sparse_group_prox", "support_coverage",
 ]

@@ -14,13 +14,15 @@ t = 0 to 1, and the steered model is sampled with the intervention active at eve
 
 * ``"pixels"`` (default): every (channel, pixel) pair is a neuron with its own map
   (modules ``neurons.0`` … ``neurons.3``, activations ``[B, C·64]``);
-* ``"channels"``: AcT's recipe for images, one map per channel shared by all positions,
-  fitted on activations mean-pooled over the 8×8 positions (modules ``net.blocks.0`` …).
+* ``"channels"``: AcT's recipe for images, one map per channel shared by all positions
+  (modules ``net.blocks.0`` …), fitted on every position (``fit_act``'s default) or on the
+  activations mean-pooled over the 8×8 positions (``pool="mean"``).
 
-On these tiny images a digit's class lives in *where* the ink is, which pooling over
-positions erases: measured on the quick flow, channel maps move the rate of class 3 from
-0.142 to at most 0.158 (induce) or 0.138 (remove) at λ = 1, whatever the estimator, while
-pixel maps reach 0.53 and 0.02 (numbers in :func:`digit_steering_task`).
+On these tiny images a digit's class lives in *where* the ink is, which a map shared by all
+positions cannot target: measured on the quick flow, channel maps move the rate of class 3
+from 0.142 to at most 0.158 (induce) or 0.138 (remove) at λ = 1 fitted on position means,
+and to 0.144–0.146 either way fitted on every position, whatever the estimator, while pixel
+maps reach 0.53 and 0.02 (numbers in :func:`digit_steering_task`).
 
 The network sees images x_t at every time t, so the activations are recorded on the
 flow-matching interpolants
@@ -95,7 +97,7 @@ __all__ = [
 CONCEPTS = (*range(10), "thick", "thin")
 #: Induce the concept (source = without, target = with) or remove it (the reverse).
 MODES = ("induce", "remove")
-#: How a steered layer's units are counted: its channels (AcT's pooling over positions) or
+#: How a steered layer's units are counted: its channels (one map for all positions) or
 #: every (channel, pixel) pair. See :class:`SteerableVelocityNet`.
 NEURONS = ("pixels", "channels")
 #: The module pattern (for ``find_modules``) steered for each choice of :data:`NEURONS`.
@@ -131,9 +133,9 @@ class SteerableVelocityNet(nn.Module):
     Computes exactly ``net(x, t)``, but after each conv block the feature map ``[B, C, 8, 8]``
     also passes through a tap ``neurons.i`` that flattens it to ``[B, C·64]`` (and is
     reshaped back). Steering ``net.blocks.i`` moves each channel with one map shared by all
-    positions (AcT's recipe for images, activations mean-pooled over positions); steering
-    ``neurons.i`` gives each (channel, pixel) unit its own map. On 8×8 digits the class lives
-    in *where* the ink is, which pooling over positions erases: the channel maps barely move
+    positions (AcT's recipe for images); steering ``neurons.i`` gives each (channel, pixel)
+    unit its own map. On 8×8 digits the class lives in *where* the ink is, which a map
+    shared by all positions cannot target: the channel maps barely move
     the class (measured in :func:`digit_steering_task`'s docstring), the per-pixel ones do.
     """
 
@@ -364,7 +366,7 @@ def digit_steering_task(
         concept: a digit 0–9, ``"thick"`` or ``"thin"`` (module docstring).
         mode: ``"induce"`` (source = digits without the concept) or ``"remove"``.
         neurons: ``"pixels"`` (default: one map per channel and pixel) or ``"channels"``
-            (one per channel, activations mean-pooled over positions), see
+            (one per channel, shared by all positions), see
             :class:`SteerableVelocityNet`.
         seed: seeds the train/test split, the flow and classifier initializations and
             training, the steering batches and the sampling noise.

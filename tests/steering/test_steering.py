@@ -32,6 +32,7 @@ from otkit.steering import (
     pool,
     sparse_group_prox,
     steer,
+    support_coverage,
     wasserstein_1d,
 )
 
@@ -326,27 +327,33 @@ def test_compose_equals_applying_in_sequence():
 def test_fit_act_is_sequential():
     model = tiny_gpt2()
     source, target = token_batches(0, 20, 3, seed=1), token_batches(20, 40, 3, seed=2)
-    iv = fit_act(model, BLOCKS, source, target)
+    iv = fit_act(model, BLOCKS, source, target)  # default: every token is a sample
     assert iv.modules == ["transformer.h.0", "transformer.h.1"] and iv.method == "linear_act"
-    src = collect_activations(model, BLOCKS, source)
-    tgt = collect_activations(model, BLOCKS, target)
+    src = collect_activations(model, BLOCKS, source, pool="none")
+    tgt = collect_activations(model, BLOCKS, target, pool="none")
     # The first layer sees the unsteered model; the second sees the first map active.
     first = linear_act(src["transformer.h.0"], tgt["transformer.h.0"])
     independent = linear_act(src["transformer.h.1"], tgt["transformer.h.1"])
     assert torch.allclose(iv.maps["transformer.h.0"].omega, first.omega, atol=1e-6)
     assert not torch.allclose(iv.maps["transformer.h.1"].omega, independent.omega, atol=1e-3)
     steered = collect_activations(
-        model, ["transformer.h.1"], source,
+        model, ["transformer.h.1"], source, pool="none",
         intervention=Intervention({"transformer.h.0": iv.maps["transformer.h.0"]}),
     )["transformer.h.1"]
     sequential = linear_act(steered, tgt["transformer.h.1"])
     assert torch.allclose(iv.maps["transformer.h.1"].omega, sequential.omega, atol=1e-5)
-    # Steering with the fitted maps moves the pooled source towards the target.
-    moved = collect_activations(model, BLOCKS, source, intervention=iv)
+    # Steering with the fitted maps moves the source tokens towards the target's.
+    moved = collect_activations(model, BLOCKS, source, pool="none", intervention=iv)
     name = "transformer.h.1"
     before = wasserstein_1d(src[name], tgt[name]).mean()
     after = wasserstein_1d(moved[name], tgt[name]).mean()
     assert after < 0.5 * before
+    # pool="mean" fits on the sentence means instead.
+    means = fit_act(model, BLOCKS, source, target, pool="mean")
+    mean_src = collect_activations(model, ["transformer.h.0"], source)["transformer.h.0"]
+    mean_tgt = collect_activations(model, ["transformer.h.0"], target)["transformer.h.0"]
+    assert torch.allclose(means.maps["transformer.h.0"].omega,
+                          linear_act(mean_src, mean_tgt).omega, atol=1e-6)
     assert all_hooks_empty(model)
 
 
@@ -378,6 +385,62 @@ def test_sparse_group_prox_matches_brute_force(l1, group):
     prox = sparse_group_prox(torch.tensor(v), l1, group).numpy()
     assert objective(prox) <= best.fun + 1e-9
     assert np.allclose(prox, best.x, atol=1e-4)
+
+
+@pytest.mark.parametrize("l1, group", [(0.3, 0.0), (0.0, 0.5), (0.2, 0.4), (0.1, 10.0), (0.05, 0.3)])
+def test_sparse_group_prox_in_a_diagonal_metric_matches_brute_force(l1, group):
+    v = np.array([1.2, -0.25, 0.6, -0.9, 0.05, 0.4])
+    h = np.array([0.5, 3.0, 1.0, 0.2, 8.0, 2.0])  # e.g. Adam's (sqrt(v) + eps) / lr
+
+    def objective(theta):
+        return (0.5 * np.sum(h * (theta - v) ** 2) + l1 * np.abs(theta).sum()
+                + group * np.linalg.norm(theta))
+
+    best = scipy.optimize.minimize(objective, v, method="Powell",
+                                   options={"xtol": 1e-10, "ftol": 1e-14, "maxiter": 20000})
+    prox = sparse_group_prox(torch.tensor(v), l1, group, torch.tensor(h)).numpy()
+    assert objective(prox) <= best.fun + 1e-9
+    assert np.allclose(prox, best.x, atol=1e-4)
+    # A constant metric 1/s is the Euclidean prox at (l1·s, group·s).
+    s = 0.7
+    flat = sparse_group_prox(torch.tensor(v), l1, group, torch.full((6,), 1 / s, dtype=torch.float64))
+    assert torch.allclose(flat, sparse_group_prox(torch.tensor(v), l1 * s, group * s), atol=1e-12)
+
+
+def test_proximal_adam_thresholds_each_coordinate_at_its_own_step():
+    # One step from θ = 0: Adam moves every coordinate by lr·m̂/(√v̂ + ε) = lr·sign(g) (its
+    # normalized step), and proximal Adam thresholds coordinate i at l1·lr/(|g_i| + ε), so
+    # θ_i = −lr·sign(g_i)·max(|g_i| − l1, 0)/(|g_i| + ε): kept exactly where |g_i| > l1, the
+    # lasso's optimality test. (A Euclidean threshold l1·lr would keep all for l1 < 1.)
+    gen = torch.Generator().manual_seed(9)
+    x = torch.randn(64, 8, generator=gen, dtype=torch.float64) * torch.linspace(0.2, 2, 8)
+    y = torch.randn(64, 8, generator=gen, dtype=torch.float64) + torch.linspace(-1, 1, 8)
+    xs, ys = x.sort(0).values.float(), y.sort(0).values.float()
+    # ∂/∂(ω − 1) and ∂/∂β of (1/D) Σ_d mean_i (ω x_(i) + β − y_(i))² at the identity.
+    g = torch.stack([2 * ((xs - ys) * xs).mean(0), 2 * (xs - ys).mean(0)]) / 8
+    l1, lr = float(g.abs().median()), 0.05
+    model = nn.Sequential(nn.Identity())
+    fit = fit_lineas(model, ["0"], [x.float()], [y.float()], steps=1, lr=lr, l1=l1)
+    m = fit.intervention.maps["0"]
+    theta = torch.stack([m.omega - 1, m.beta])
+    expected = -lr * g.sign() * (g.abs() - l1).clamp(min=0) / (g.abs() + 1e-8)
+    assert torch.allclose(theta, expected, atol=1e-6, rtol=1e-4)
+    assert torch.equal(fit.support["0"], (g.abs() > l1).any(0))
+    assert 0 < fit.fraction_kept < 1
+
+
+def test_sparse_lineas_support_shrinks_smoothly_with_the_default_optimizer():
+    # The default optimizer with a penalty is proximal Adam: the support shrinks gradually
+    # along the grid. Adam followed by the Euclidean prox kept ~all neurons up to l1 ≈ 0.5 and
+    # dropped 78% of them between l1 = 0.5 and 1.
+    model = tiny_gpt2()
+    source, target = token_batches(0, 20, 2, seed=1), token_batches(20, 40, 2, seed=2)
+    grid = [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0]
+    kept = [fit_lineas(model, BLOCKS, source, target, steps=25, lr=0.05, l1=l1).fraction_kept
+            for l1 in grid]
+    assert kept[0] > 0.9 and kept[-1] == 0.0, kept
+    assert all(b <= a + 0.05 for a, b in itertools.pairwise(kept)), kept
+    assert max(a - b for a, b in itertools.pairwise(kept)) < 0.4, kept
 
 
 def test_kept_groups_non_increasing_with_penalty():
@@ -440,6 +503,68 @@ def test_lineas_lowers_loss_on_gpt2_and_l1_sparsifies():
     for name, keep in sparse.support.items():
         m = sparse.intervention.maps[name]
         assert torch.all(m.omega[~keep] == 1) and torch.all(m.beta[~keep] == 0)
+
+
+def test_fits_leave_padding_out():
+    # A padded tokenizer output (dict with "attention_mask") gives the fits of the same texts
+    # unpadded: pad tokens are neither averaged in nor samples.
+    model = tiny_gpt2()
+    gen = torch.Generator().manual_seed(3)
+
+    def texts(low, high, lengths):
+        return [torch.randint(low, high, (n,), generator=gen) for n in lengths]
+
+    def padded(group):
+        length = max(t.numel() for t in group)
+        ids = torch.zeros(len(group), length, dtype=torch.long)
+        mask = torch.zeros(len(group), length, dtype=torch.long)
+        for i, t in enumerate(group):
+            ids[i, : t.numel()], mask[i, : t.numel()] = t, 1
+        return {"input_ids": ids, "attention_mask": mask}
+
+    src, tgt = texts(1, 20, (6, 2, 4, 5, 3, 6)), texts(20, 40, (3, 6, 5, 2, 4, 6))
+    src_pad, tgt_pad = [padded(src[:3]), padded(src[3:])], [padded(tgt[:3]), padded(tgt[3:])]
+    src_alone, tgt_alone = [t[None] for t in src], [t[None] for t in tgt]
+    for pool_how in ("none", "mean"):
+        a = fit_act(model, BLOCKS, src_pad, tgt_pad, pool=pool_how)
+        b = fit_act(model, BLOCKS, src_alone, tgt_alone, pool=pool_how)
+        for name in a.maps:
+            for field in ("omega", "beta", "low", "high"):
+                assert torch.allclose(getattr(a.maps[name], field), getattr(b.maps[name], field),
+                                      atol=1e-4), (pool_how, name, field)
+    la = fit_lineas(model, BLOCKS, src_pad, tgt_pad, pool="none", steps=5, lr=0.05)
+    lb = fit_lineas(model, BLOCKS, src_alone, tgt_alone, pool="none", steps=5, lr=0.05)
+    assert torch.allclose(la.losses, lb.losses, rtol=1e-4)
+    # An explicit mask function serves both sides; a list of masks is refused (ambiguous).
+    pairs = [(d["input_ids"], d["attention_mask"]) for d in src_pad]
+    tpairs = [(d["input_ids"], d["attention_mask"]) for d in tgt_pad]
+    forward = lambda model, b: model(input_ids=b[0], attention_mask=b[1])
+    c = fit_act(model, BLOCKS, pairs, tpairs, forward=forward, mask=lambda b: b[1])
+    default = fit_act(model, BLOCKS, src_pad, tgt_pad)
+    assert torch.allclose(c.maps["transformer.h.1"].omega, default.maps["transformer.h.1"].omega)
+    with pytest.raises(TypeError, match="mask"):
+        fit_act(model, BLOCKS, pairs, tpairs, forward=forward, mask=[p[1] for p in pairs])
+
+
+def test_support_coverage_counts_activations_inside_the_maps_supports():
+    model = tiny_gpt2()
+    source, target = token_batches(0, 20, 3, seed=1), token_batches(20, 40, 3, seed=2)
+    tokens = fit_act(model, BLOCKS, source, target)
+    cover = support_coverage(model, tokens, source)
+    assert set(cover) == {"transformer.h.0", "transformer.h.1"}
+    assert all(v == 1.0 for v in cover.values())  # the fitting tokens lie in their own range
+    # By hand for the first layer (no map upstream of it) on other text.
+    other = token_batches(0, 40, 2, seed=5)
+    raw = collect_activations(model, ["transformer.h.0"], other, pool="none")["transformer.h.0"]
+    m = tokens.maps["transformer.h.0"]
+    hand = ((raw >= m.low) & (raw <= m.high)).double().mean().item()
+    assert support_coverage(model, tokens, other)["transformer.h.0"] == pytest.approx(hand)
+    # Maps fitted on sentence means cover fewer of the token activations they act on.
+    means = fit_act(model, BLOCKS, source, target, pool="mean")
+    assert max(support_coverage(model, means, source).values()) < 0.9
+    shift = fit_act(model, BLOCKS, source, target, method="mean_shift")
+    assert support_coverage(model, shift, other) == {n: 1.0 for n in cover}
+    assert all_hooks_empty(model)
 
 
 def test_lineas_argument_errors():
