@@ -5,6 +5,7 @@
 #   make voila  set everything up, then serve notebooks/ as apps with Voila
 #   make bench  set everything up (+ benchmark references), then time otkit against them
 #   make runs   set everything up, then run notebooks with papermill into runs/ (NB=, ARGS=)
+#   make gallery  render the latest successful run of each notebook to runs/gallery/ (static HTML)
 #   make clean  remove the virtual environment, runs/ and caches
 
 SHELL       := /bin/bash
@@ -35,7 +36,7 @@ endif
 # Prints PORT if free (strict), else the first free port in [PORT, PORT+50).
 FREE_PORT_PY = import socket, sys; p = int(sys.argv[1]); c = [p] if sys.argv[2] == "1" else range(p, p + 50); ok = [q for q in c if socket.socket().connect_ex(("$(HOST)", q)) != 0]; print(ok[0]) if ok else sys.exit("port %d is in use: choose another with PORT=" % p)
 
-.PHONY: help setup browser run test voila bench runs clean
+.PHONY: help setup browser run test voila bench runs gallery clean
 
 help:
 	@echo "make run     set up .venv and start JupyterLab on notebooks/ (PORT=, TOKEN=)"
@@ -43,6 +44,7 @@ help:
 	@echo "make voila   set up .venv and serve notebooks/ with Voila (VOILA_PORT=)"
 	@echo "make bench   set up .venv + requirements-bench.txt and run the benchmarks"
 	@echo "make runs    set up .venv and run notebooks into runs/ (NB=notebooks/01_x.ipynb ARGS='-p n 100 --quick')"
+	@echo "make gallery render the latest ok run of each notebook under runs/ to runs/gallery/index.html"
 	@echo "make setup   only set up .venv (idempotent)"
 	@echo "make clean   remove .venv, runs/ and caches"
 
@@ -114,6 +116,10 @@ ARGS        ?=
 runs: setup
 	@if [ -z "$(strip $(NB))" ]; then echo "make runs: no notebook: set NB=path/to/notebook.ipynb" >&2; exit 2; fi
 	$(VPY) -m otkit.runs run $(NB) $(ARGS)
+
+# Static HTML of the latest successful run of each notebook (e.g. after `make runs ARGS=--quick`).
+gallery: setup
+	$(VPY) -m otkit.runs gallery --runs-dir runs
 
 clean:
 	rm -rf $(VENV) runs/ .pytest_cache/ .hypothesis/ benchmarks/out/ *.egg-info/

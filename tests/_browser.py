@@ -157,6 +157,25 @@ def lab_run_all(page, url: str, token: str, notebook: str) -> None:
     page.click("li[data-command='runmenu:run-all']", timeout=30_000)
 
 
+def wait_kernel_settled(page, timeout_s: float, quiet_s: float = 3.0) -> None:
+    """Wait until Lab's kernel has been idle for ``quiet_s`` in a row: Run All has finished
+    (between two queued cells the kernel reads idle for an instant only)."""
+    deadline = time.monotonic() + timeout_s
+    idle_since = None
+    selector = ".jp-Notebook-ExecutionIndicator[data-status='idle']"
+    while True:
+        now = time.monotonic()
+        if page.locator(selector).count():
+            idle_since = idle_since or now
+            if now - idle_since >= quiet_s:
+                return
+        else:
+            idle_since = None
+        if now > deadline:
+            raise AssertionError(f"the notebook was still running after {timeout_s:.0f} s")
+        page.wait_for_timeout(250)
+
+
 @contextlib.contextmanager
 def browser_page(name: str):
     """A Chromium page; on an exception its screenshot is saved as ``<name>.png``."""
@@ -214,6 +233,9 @@ def widget_in_lab(notebook: str, widget: str, ready_stat: str, name: str,
         lab_run_all(page, url, token, notebook)
         page.wait_for_selector(f"{widget} .otkit-stat-{ready_stat}", timeout=timeout_ms)
         page.wait_for_selector(f"{widget} .js-plotly-plot", timeout=60_000)
+        # The widget comes first in the notebooks; the studies after it keep the kernel busy,
+        # and the widget's callbacks would wait for them: let Run All finish first.
+        wait_kernel_settled(page, timeout_ms / 1000)
         page.locator(widget).scroll_into_view_if_needed()
         yield page
 

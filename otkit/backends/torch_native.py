@@ -17,6 +17,8 @@ once the target ε is reached.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from tqdm.auto import tqdm
 
@@ -71,6 +73,70 @@ def _epsilons(problem: SinkhornProblem):
         yield eps, True
 
 
+class _ConvergenceBar:
+    """A tqdm bar over the decades of the marginal error, from its first value at the target ε
+    down to ``tol``: it fills as the error falls (log scale) and ends full exactly when the
+    solve converges.
+
+    ``n`` and ``total`` are in hundredths of the way (``total = 100``); the postfix gives the
+    iteration, the error against ``tol`` and ε. Closed after convergence the bar is full (in
+    Jupyter: green); after ``max_iter`` without convergence it stays short of the end (red),
+    its description saying so. While ε-scaling anneals ε the bar stays at 0.
+    """
+
+    TOTAL = 100
+
+    def __init__(self, tol: float, max_iter: int, enabled: bool) -> None:
+        self.tol, self.max_iter, self.enabled = float(tol), int(max_iter), bool(enabled)
+        self.start: float | None = None  # the first error at the target epsilon
+        self.bar = None
+        if self.enabled:
+            self.bar = tqdm(total=self.TOTAL, desc="sinkhorn", leave=True,
+                            bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}{postfix}]")
+
+    def _position(self, err: float) -> int:
+        """Hundredths of the decades from ``start`` to ``tol`` covered by ``err``, below 100."""
+        if not (math.isfinite(err) and err > 0):
+            return 0
+        span = math.log10(self.start / self.tol) if self.start > self.tol > 0 else 0.0
+        if span <= 0:
+            return self.TOTAL - 1
+        done = math.log10(self.start / err) / span
+        return int(min(self.TOTAL - 1, max(0, math.floor(self.TOTAL * done))))
+
+    def step(self, n_iter: int, err: float, eps: float, at_target: bool) -> None:
+        if self.bar is None:
+            return
+        if not at_target:
+            self.bar.set_postfix_str(f"it {n_iter}, ε-scaling: ε {eps:.3g}", refresh=False)
+            self.bar.update(0)
+            return
+        if self.start is None:
+            self.start = max(err, self.tol)
+        target = self._position(err)
+        if target > self.bar.n:  # never backwards: the bar shows the best error so far
+            self.bar.update(target - self.bar.n)
+        self.bar.set_postfix_str(f"it {n_iter}, error {err:.2e} → tol {self.tol:.0e}, ε {eps:.3g}",
+                                 refresh=False)
+        self.bar.update(0)  # redraws at most every mininterval
+
+    def close(self, n_iter: int, err: float | None, converged: bool) -> None:
+        if self.bar is None:
+            return
+        last = "nan" if err is None else f"{err:.2e}"
+        if converged:
+            self.bar.update(self.TOTAL - self.bar.n)
+            self.bar.set_description_str("sinkhorn converged", refresh=False)
+            self.bar.set_postfix_str(f"{n_iter} iterations, error {last} ≤ tol {self.tol:.0e}",
+                                     refresh=False)
+        else:
+            self.bar.set_description_str("sinkhorn NOT converged", refresh=False)
+            self.bar.set_postfix_str(f"max_iter {self.max_iter} reached, error {last} > tol "
+                                     f"{self.tol:.0e}", refresh=False)
+        self.bar.refresh()
+        self.bar.close()
+
+
 def solve(problem: SinkhornProblem) -> Potentials:
     a, b = problem.a, problem.b
     n, m = problem.geometry.shape
@@ -82,7 +148,7 @@ def solve(problem: SinkhornProblem) -> Potentials:
         f, g = torch.zeros_like(a), torch.zeros_like(b)
     errors: list[float] = []
     converged = False
-    bar = tqdm(total=problem.max_iter, desc="sinkhorn", disable=not problem.progress, leave=False)
+    bar = _ConvergenceBar(problem.tol, problem.max_iter, enabled=problem.progress)
     n_iter = 0
     for eps, at_target in _epsilons(problem):
         if n_iter >= problem.max_iter:
@@ -99,13 +165,11 @@ def solve(problem: SinkhornProblem) -> Potentials:
         f = f_new
         n_iter += 1
         errors.append(err)
-        if problem.progress and n_iter % 10 == 0:
-            bar.set_postfix(error=f"{err:.2e}", eps=f"{eps:.3g}")
-            bar.update(10)
         if at_target and err <= problem.tol:
             converged = True
             break
-    bar.close()
+        bar.step(n_iter, err, eps, at_target)
+    bar.close(n_iter, errors[-1] if errors else None, converged)
     return Potentials(
         f=f, g=g, n_iter=n_iter, errors=torch.tensor(errors, dtype=torch.float64),
         converged=converged,

@@ -1,4 +1,4 @@
-"""The command line: ``python -m otkit.runs [run] ...`` and ``... summary``."""
+"""The command line: ``python -m otkit.runs [run] ...``, ``... summary`` and ``... gallery``."""
 
 
 import argparse
@@ -64,6 +64,24 @@ def _summary_parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--runs-dir", default="runs", metavar="DIR", help="folder of the runs (default: runs)")
     p.add_argument("--wide", action="store_true", help="do not clip the parameters and metrics columns")
     p.add_argument("--no-html", action="store_true", help="only print the table")
+    return p
+
+
+def _gallery_parser(prog: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=f"{prog} gallery",
+        description=(
+            "Render the latest successful run of each notebook under --runs-dir to static HTML "
+            "(nbconvert; no widget state) with an index page linking them."
+        ),
+    )
+    p.add_argument("--runs-dir", action="append", default=None, metavar="DIR",
+                   help="folder of the runs (default: runs; repeatable)")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="the gallery's folder (default: <first runs dir>/gallery)")
+    p.add_argument("--notebooks", nargs="*", default=None, metavar="NOTEBOOK",
+                   help="notebooks the gallery should cover: those without a successful run are "
+                        "named on the index page and make the exit status 1")
     return p
 
 
@@ -144,20 +162,47 @@ def _cmd_summary(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
     return 0
 
 
+def _cmd_gallery(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from .gallery import gallery_summary, write_gallery
+
+    dirs = args.runs_dir or ["runs"]
+    try:
+        pages = write_gallery(dirs, out=args.out, notebooks=args.notebooks)
+    except FileNotFoundError as exc:
+        parser.error(str(exc))
+    out = Path(args.out) if args.out else Path(dirs[0]) / "gallery"
+    if pages:
+        print(gallery_summary(pages))
+    else:
+        print(f"no successful run under {', '.join(dirs)}")
+    print(f"\ngallery: {_display_path(out.resolve() / INDEX_FILE)}")
+    missing = sorted({Path(n).name for n in args.notebooks or []} - {p.notebook for p in pages})
+    if missing:
+        print(f"no successful run of: {', '.join(missing)}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: Sequence[str] | None = None, prog: str = _PROG) -> int:
-    """Command-line entry: ``[run] NOTEBOOK... [options]`` or ``summary [--runs-dir DIR]``."""
+    """Command-line entry: ``[run] NOTEBOOK... [options]``, ``summary [--runs-dir DIR]`` or
+    ``gallery [--runs-dir DIR] [--out DIR]``."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(
             f"usage: {prog} [run] NOTEBOOK... [-p NAME VALUE]... [-y YAML] [-g GRID] [--quick] [--resume] [--runs-dir DIR]\n"
-            f"       {prog} summary [--runs-dir DIR]\n\n"
-            "Run notebooks with papermill into runs/<timestamp>-<notebook>[-<hash>]/, or summarize the runs.\n"
-            f"`{prog} run --help` and `{prog} summary --help` give the options."
+            f"       {prog} summary [--runs-dir DIR]\n"
+            f"       {prog} gallery [--runs-dir DIR] [--out DIR]\n\n"
+            "Run notebooks with papermill into runs/<timestamp>-<notebook>[-<hash>]/, summarize the runs,\n"
+            "or render the latest successful run of each notebook to static HTML (runs/gallery/).\n"
+            f"`{prog} run --help`, `{prog} summary --help` and `{prog} gallery --help` give the options."
         )
         return 0 if argv else 2
     if argv[0] == "summary":
         parser = _summary_parser(prog)
         return _cmd_summary(parser.parse_args(argv[1:]), parser)
+    if argv[0] == "gallery":
+        parser = _gallery_parser(prog)
+        return _cmd_gallery(parser.parse_args(argv[1:]), parser)
     if argv[0] == "run":
         argv = argv[1:]
     return _cmd_run(argv, prog)

@@ -18,10 +18,31 @@ from .files import (
     _now,
     _read_json,
 )
+from .tables import metrics_html, metrics_text
 
 _METRICS: dict[str, Any] = {}
 #: (pid, session id) of this process's interactive session; a forked child starts its own.
 _SESSION: tuple[int, str] | None = None
+
+
+class LoggedMetrics(dict):
+    """What :func:`log_metrics` returns: the merged metrics, a plain ``dict`` shown as a table.
+
+    As a notebook cell's last value it displays as a compact two-column table (HTML in
+    Jupyter, Voilà and nbconvert; text in a terminal), not as a raw dict. ``path`` is the
+    metrics file it was written to.
+    """
+
+    path: Path | None = None
+
+    def __repr__(self) -> str:
+        return metrics_text(self)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text("LoggedMetrics(...)" if cycle else metrics_text(self))
+
+    def _repr_html_(self) -> str:
+        return metrics_html(self, caption=f"metrics ({len(self)})")
 
 
 def _to_jsonable(value: Any, key: str, _count: list[int] | None = None) -> Any:
@@ -160,7 +181,7 @@ def default_metrics_path() -> Path:
     return base / "runs" / INTERACTIVE_DIR / _session_name() / _session_id() / METRICS_FILE
 
 
-def log_metrics(values: Mapping[str, Any] | None = None, /, **kwargs: Any) -> dict[str, Any]:
+def log_metrics(values: Mapping[str, Any] | None = None, /, **kwargs: Any) -> LoggedMetrics:
     """Record a notebook's headline metrics, the same way by hand and under papermill.
 
     Values are numbers, strings, bools, None, or small (nested) lists and dicts of them; torch
@@ -177,7 +198,8 @@ def log_metrics(values: Mapping[str, Any] | None = None, /, **kwargs: Any) -> di
         **kwargs: metrics by name.
 
     Returns:
-        The merged content of the metrics file (non-finite values as floats).
+        The merged content of the metrics file (non-finite values as floats), as a
+        :class:`LoggedMetrics`: a ``dict`` that a notebook shows as a two-column table.
 
     Example:
         >>> log_metrics(w2=0.123, n_iter=42, converged=True)  # doctest: +SKIP
@@ -206,7 +228,9 @@ def log_metrics(values: Mapping[str, Any] | None = None, /, **kwargs: Any) -> di
     merged.update(converted)
     _atomic_write_json(path, merged)
     _METRICS.update(converted)
-    return merged
+    shown = LoggedMetrics(merged)
+    shown.path = path
+    return shown
 
 
 def current_metrics() -> dict[str, Any]:

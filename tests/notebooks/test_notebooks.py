@@ -80,3 +80,30 @@ def test_notebook_runs_and_reproduces_its_claims(notebook, notebook_runs):
         if "max" in ref and not value <= ref["max"]:
             problems.append(f"{name} = {value!r} > {ref['max']}")
     assert not problems, f"{notebook.name}: " + "; ".join(problems)
+
+
+@pytest.mark.notebooks
+@pytest.mark.slow
+def test_gallery_has_a_page_per_notebook(notebook_runs, tmp_path):
+    """After the quick runs above, ``python -m otkit.runs gallery`` renders one static page per
+    notebook that ran ok (no widget state), and its index links every page."""
+    if not notebook_runs:
+        pytest.skip("no notebook run selected (the gallery renders the runs of the test above)")
+    for future, _ in notebook_runs.values():
+        future.result()
+    ran_ok = sorted(nb.name for nb, (_, d) in notebook_runs.items()
+                    if [r.status for r in summarize(d)] == ["ok"])
+    out = tmp_path / "gallery"
+    command = [sys.executable, "-m", "otkit.runs", "gallery", "--out", str(out)]
+    for _, runs_dir in notebook_runs.values():
+        command += ["--runs-dir", str(runs_dir)]
+    process = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
+    assert process.returncode == 0, process.stdout + process.stderr
+    pages = sorted(p.name for p in out.glob("*.html") if p.name != "index.html")
+    assert pages == [Path(nb).stem + ".html" for nb in ran_ok], (pages, ran_ok)
+    index = (out / "index.html").read_text()
+    for page in pages:
+        assert f'href="{page}"' in index, page
+        text = (out / page).read_text()
+        assert "widget-state+json" not in text and len(text) < 5_000_000, page
+        assert 'class="otkit-gallery-banner"' in text, page
