@@ -21,8 +21,9 @@ The solvers resolve ε here: :func:`otkit.sinkhorn` (and what builds on it) by
 on std(C) merged across ranks, and the elastic subspace learner
 (:func:`otkit.elastic.subspace.learn_subspace`, :func:`~otkit.elastic.subspace.subspace_map`).
 A solver with another default keeps this unit: :class:`otkit.flows.SinkhornCoupling` asks
-for 0.01 · std(C) (sharp couplings), the elastic subspace learner for 0.11 · std(C) (the ε
-it used to take as 0.05 · mean(C)).
+for 0.01 · std(C) (sharp couplings), the elastic subspace learner for 0.4 · std(C) (its
+converged maps overfit the pairs at smaller ε; see
+:data:`otkit.elastic.subspace.DEFAULT_SUBSPACE_RELATIVE_EPSILON`).
 """
 
 from __future__ import annotations
