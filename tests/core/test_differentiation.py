@@ -153,28 +153,37 @@ def test_bad_differentiation_is_refused():
 
 
 _MEMORY = textwrap.dedent("""
-    import resource, sys, torch, otkit
+    import sys, torch, otkit
+
+    def status(field):  # KiB, from /proc/self/status
+        for line in open("/proc/self/status"):
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+
     torch.manual_seed(0)
     n, grad = 5000, sys.argv[1] == "grad"
     x, y = torch.randn(n, 2), torch.randn(n, 2) + 1.0
     if grad:
         x.requires_grad_(True)
+    # the peak (VmHWM) is inherited from the forking parent: reset it, count from here
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    start = status("VmRSS")
     res = otkit.sinkhorn(x, y, relative_epsilon=0.05, mode="dense")
     if grad:
         res.dual_objective().backward()
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    print(status("VmHWM") - start)
 """)
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(not os.path.exists("/proc/self/clear_refs"), reason="needs Linux /proc")
 def test_gradient_memory_at_5000_points_is_within_3x_of_a_forward_solve():
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OTKIT_COMPILE": "0"}
-    peak = {}
-    for kind in ("baseline", "forward", "grad"):
-        code = _MEMORY if kind != "baseline" else "import resource, torch, otkit; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
-        out = subprocess.run([sys.executable, "-c", code, kind], env=env, capture_output=True,
+    extra = {}
+    for kind in ("forward", "grad"):
+        out = subprocess.run([sys.executable, "-c", _MEMORY, kind], env=env, capture_output=True,
                              text=True, check=True)
-        peak[kind] = int(out.stdout.split()[-1])  # KiB
-    forward = peak["forward"] - peak["baseline"]
-    grad = peak["grad"] - peak["baseline"]
-    assert grad <= 3 * forward, f"gradient {grad} KiB against forward {forward} KiB"
+        extra[kind] = int(out.stdout.split()[-1])  # KiB above the start of the solve
+    assert extra["forward"] > 50_000  # the dense solve holds C and Cᵀ: 2 × 100 MB
+    assert extra["grad"] <= 3 * extra["forward"], extra
