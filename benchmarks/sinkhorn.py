@@ -104,7 +104,8 @@ def cost_std(x: np.ndarray, y: np.ndarray) -> float:
     return geom.cost_std()
 
 
-def evaluate(x, y, f, g, eps: float, band_cells: int = 2**22) -> tuple[float, float, float]:
+def evaluate(x, y, f, g, eps: float, band_cells: int = 2**22,
+             device: str = "cpu") -> tuple[float, float, float]:
     """``(‖P1 − a‖₁, ‖Pᵀ1 − b‖₁, ⟨P, C⟩)`` in float64 for P = a b exp((f ⊕ g − C)/ε), C = ½‖x − y‖².
 
     A Sinkhorn solver's tolerance bounds one of the two marginal errors (the other is exact up
@@ -112,15 +113,16 @@ def evaluate(x, y, f, g, eps: float, band_cells: int = 2**22) -> tuple[float, fl
     """
     import torch
 
-    X, Y = torch.from_numpy(x).double(), torch.from_numpy(y).double()
+    X = torch.from_numpy(x).to(device, torch.float64)
+    Y = torch.from_numpy(y).to(device, torch.float64)
     offset = 0.5 * (X.mean(0) + Y.mean(0))
     X, Y = X - offset, Y - offset
     n, m = X.shape[0], Y.shape[0]
-    hf = torch.from_numpy(np.asarray(f, dtype=np.float64)) / eps - math.log(n)
-    hg = torch.from_numpy(np.asarray(g, dtype=np.float64)) / eps - math.log(m)
+    hf = torch.from_numpy(np.asarray(f, dtype=np.float64)).to(device) / eps - math.log(n)
+    hg = torch.from_numpy(np.asarray(g, dtype=np.float64)).to(device) / eps - math.log(m)
     x2, y2 = 0.5 * (X * X).sum(1), 0.5 * (Y * Y).sum(1)
-    row = torch.empty(n, dtype=torch.float64)
-    col = torch.zeros(m, dtype=torch.float64)
+    row = torch.empty(n, dtype=torch.float64, device=device)
+    col = torch.zeros(m, dtype=torch.float64, device=device)
     total = 0.0
     band = max(1, band_cells // m)
     yt = Y.T.contiguous()
@@ -149,7 +151,7 @@ class _Otkit:
         import otkit
 
         self.torch, self.otkit = torch, otkit
-        self.x, self.y = torch.from_numpy(x), torch.from_numpy(y)
+        self.x, self.y = _to_device(torch, spec, x), _to_device(torch, spec, y)
         self.spec = spec
         self.backend, self.mode = OTKIT[spec["solver"]]
 
@@ -166,9 +168,10 @@ class _Otkit:
 
     def solve(self):
         r = self._run(self.spec["max_iter"])
+        _synchronize(self.torch, self.spec)
         own = r.errors[-1].item() if r.errors.numel() else float("nan")
         info = {"backend": r.backend, "mode": r.mode, "converged": r.converged, "own_error": own}
-        return r.f.numpy(), r.g.numpy(), r.n_iter, info
+        return r.f.cpu().numpy(), r.g.cpu().numpy(), r.n_iter, info
 
 
 class _Pot:
@@ -177,10 +180,10 @@ class _Pot:
         import torch
 
         self.ot, self.torch = ot, torch
-        self.x, self.y = torch.from_numpy(x), torch.from_numpy(y)
+        self.x, self.y = _to_device(torch, spec, x), _to_device(torch, spec, y)
         n, m = x.shape[0], y.shape[0]
-        self.a = torch.full((n,), 1.0 / n)
-        self.b = torch.full((m,), 1.0 / m)
+        self.a = torch.full((n,), 1.0 / n, device=self.x.device)
+        self.b = torch.full((m,), 1.0 / m, device=self.x.device)
         self.spec = spec
         self.stop = spec["tol"] / math.sqrt(m)
 
@@ -197,13 +200,14 @@ class _Pot:
 
     def solve(self):
         log = self._run(self.spec["max_iter"])
+        _synchronize(self.torch, self.spec)
         eps = self.spec["eps_abs"]
         # POT: P = exp(log u + log v − M/(2ε)) = a b exp((f + g − C)/ε)
         f = eps * (log["log_u"] - self.a.log())
         g = eps * (log["log_v"] - self.b.log())
         n_iter = int(log["niter"]) + 1
         info = {"own_error": float(log["err"][-1]), "stopThr_L2": self.stop}
-        return f.numpy(), g.numpy(), n_iter, info
+        return f.cpu().numpy(), g.cpu().numpy(), n_iter, info
 
 
 class _GeomLoss:
@@ -219,11 +223,11 @@ class _GeomLoss:
         except ImportError:  # pragma: no cover - older layout
             from geomloss.sinkhorn_divergence import epsilon_schedule, max_diameter
 
-        self.torch = torch
-        self.x, self.y = torch.from_numpy(x), torch.from_numpy(y)
+        self.torch, self.spec = torch, spec
+        self.x, self.y = _to_device(torch, spec, x), _to_device(torch, spec, y)
         n, m = x.shape[0], y.shape[0]
-        self.a = torch.full((n,), 1.0 / n)
-        self.b = torch.full((m,), 1.0 / m)
+        self.a = torch.full((n,), 1.0 / n, device=self.x.device)
+        self.b = torch.full((m,), 1.0 / m, device=self.x.device)
         blur = math.sqrt(spec["eps_abs"])
         backend = "online" if spec["solver"] == "keops" else "tensorized"
         self.loss = SamplesLoss(
@@ -239,7 +243,8 @@ class _GeomLoss:
 
     def solve(self):
         f, g = self.loss(self.a, self.x, self.b, self.y)
-        return f.reshape(-1).numpy(), g.reshape(-1).numpy(), self.n_iter, {}
+        _synchronize(self.torch, self.spec)
+        return f.reshape(-1).cpu().numpy(), g.reshape(-1).cpu().numpy(), self.n_iter, {}
 
 
 class _Ott:
@@ -261,7 +266,10 @@ class _Ott:
             out = solver(linear_problem.LinearProblem(geom))
             return out.f, out.g, out.n_iters, out.converged
 
+        # jax places arrays on its default backend: the GPU when the benchmark runs with
+        # --device cuda, the CPU otherwise (the driver sets JAX_PLATFORMS=cpu then)
         self.xj, self.yj = jnp.asarray(x), jnp.asarray(y)
+        self.platform = self.xj.devices().pop().platform
         t0 = time.perf_counter()
         self.fn = jax.jit(run).lower(self.xj, self.yj).compile()  # ahead-of-time compile
         self.compile_s = time.perf_counter() - t0
@@ -277,7 +285,32 @@ class _Ott:
         # OTT: P = exp((f' + g' − 2C)/(2ε)) = a b exp((f + g − C)/ε), f = f'/2 − ε log a
         f = np.asarray(f, dtype=np.float64) / 2 + eps * math.log(self.n)
         g = np.asarray(g, dtype=np.float64) / 2 + eps * math.log(self.m)
-        return f, g, int(n_iter), {"converged": bool(conv), "compile_s": self.compile_s}
+        info = {"converged": bool(conv), "compile_s": self.compile_s, "platform": self.platform}
+        return f, g, int(n_iter), info
+
+
+def _to_device(torch, spec: dict, array: np.ndarray):
+    return torch.from_numpy(array).to(spec.get("device", "cpu"))
+
+
+def _synchronize(torch, spec: dict) -> None:
+    """Wait for the device's queued kernels, so that the timer measures the solve."""
+    if spec.get("device", "cpu") == "cuda":
+        torch.cuda.synchronize()
+
+
+def _device_peak_mb(solver: str, spec: dict) -> float | None:
+    """Peak device memory of the timed solves (torch's allocator, or XLA's for OTT)."""
+    if spec.get("device", "cpu") != "cuda":
+        return None
+    if solver == "ott":
+        import jax
+
+        stats = jax.devices()[0].memory_stats() or {}
+        return stats.get("peak_bytes_in_use", float("nan")) / 2**20
+    import torch
+
+    return torch.cuda.max_memory_allocated() / 2**20
 
 
 def _maxrss_mb() -> float:
@@ -312,6 +345,7 @@ def worker(spec_path: str) -> None:
         if times[-1] > spec["long"]:
             break
     result["peak_mb"] = _maxrss_mb()
+    result["device_peak_mb"] = _device_peak_mb(solver, spec)
     cpu1 = resource.getrusage(resource.RUSAGE_SELF)
     # CPU seconds per wall second during the timed runs (≈ threads actually running)
     result["cpu_per_wall"] = ((cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime)) / sum(times)
@@ -366,7 +400,7 @@ def run_case(args, tmp: Path, solver: str, n: int, d: int, eps_rel: float, eps_a
     repeat = 1 if big else args.repeat
     spec = {
         "solver": solver, "x": str(xpath), "y": str(ypath), "eps_abs": eps_abs, "tol": args.tol,
-        "max_iter": args.max_iter, "repeat": repeat, "long": args.long,
+        "max_iter": args.max_iter, "repeat": repeat, "long": args.long, "device": args.device,
         "warmup_iters": min(args.warmup_iters, 2) if big and args.warmup_iters else args.warmup_iters,
         "f": str(tmp / "f.npy"), "g": str(tmp / "g.npy"),
         "result": str(tmp / "result.json"),
@@ -377,6 +411,8 @@ def run_case(args, tmp: Path, solver: str, n: int, d: int, eps_rel: float, eps_a
     spec_path.write_text(json.dumps(spec))
     env = dict(os.environ)
     env.setdefault("KEOPS_CACHE_FOLDER", "/tmp/otkit-bench-keops")
+    if args.device == "cpu":
+        env["JAX_PLATFORMS"] = "cpu"  # a CUDA jax would otherwise take the GPU
     if args.threads:
         for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
             env[var] = str(args.threads)
@@ -406,7 +442,8 @@ def run_case(args, tmp: Path, solver: str, n: int, d: int, eps_rel: float, eps_a
                runs=len(res["times"]), n_iter=res["n_iter"], peak_mb=res["peak_mb"],
                base_mb=res["base_mb"], warmup_s=res["warmup_s"], load=res["load"],
                info=res["info"], versions=res["versions"], threads=res.get("threads"),
-               cpu_per_wall=res["cpu_per_wall"])
+               cpu_per_wall=res["cpu_per_wall"], device=args.device,
+               device_peak_mb=res.get("device_peak_mb"))
     if not (np.isfinite(f).all() and np.isfinite(g).all()):
         row.update(error=float("nan"), cost=float("nan"), reason="non-finite potentials")
         return row
@@ -414,7 +451,8 @@ def run_case(args, tmp: Path, solver: str, n: int, d: int, eps_rel: float, eps_a
         row["reason"] = "plan not evaluated (--no-eval)"
         return row
     t1 = time.perf_counter()
-    row["row_error"], row["col_error"], row["cost"] = evaluate(x, y, f, g, eps_abs)
+    row["row_error"], row["col_error"], row["cost"] = evaluate(x, y, f, g, eps_abs,
+                                                               device=args.device)
     row["error"] = max(row["row_error"], row["col_error"])
     row["eval_s"] = time.perf_counter() - t1
     return row
@@ -478,7 +516,7 @@ def table_rows(rows: list[dict]) -> list[list[str]]:
             f"{r['n']:,}", str(r["d"]), f"{r['eps_rel']:g}", f"{r['eps_abs']:.4g}", r["solver"],
             _fmt(r.get("time_s"), ".3g") if ok else r["status"],
             _fmt(r.get("runs"), "d"), _fmt(r.get("n_iter"), "d"),
-            _fmt(r.get("peak_mb"), ".0f"), _fmt(r.get("cost"), ".6g"),
+            _fmt(r.get("device_peak_mb") or r.get("peak_mb"), ".0f"), _fmt(r.get("cost"), ".6g"),
             _fmt(None if r.get("dcost") is None else 100 * r["dcost"], "+.3f") + ("%" if r.get("dcost") is not None else ""),
             _fmt(r.get("error"), ".2e"),
             ("yes" if r.get("reached") else "NO") if ok and r.get("error") is not None else "–",
@@ -546,6 +584,9 @@ def main(argv: list[str] | None = None) -> None:
                    help="merge with the rows already in --out (same case and solver: replaced)")
     p.add_argument("--report", type=Path, help="print the table of a JSON written by --out; run nothing")
     p.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                   help="where every solver runs (torch tensors, and OTT-JAX's default backend); "
+                        "peak MB is then the device's peak allocation (default cpu)")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
 
@@ -567,7 +608,14 @@ def main(argv: list[str] | None = None) -> None:
     if args.append and args.out and args.out.exists():
         rows = json.loads(args.out.read_text())["rows"]
     meta = {"machine": platform.platform(), "nproc": os.cpu_count(),
-            "python": sys.version.split()[0], "threads": args.threads or "default"}
+            "python": sys.version.split()[0], "threads": args.threads or "default",
+            "device": args.device}
+    if args.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            p.error("--device cuda: torch sees no CUDA device")
+        meta["gpu"] = torch.cuda.get_device_name()
 
     def save():
         if args.out:
@@ -601,8 +649,11 @@ def main(argv: list[str] | None = None) -> None:
                     for solver in solvers:
                         base = {"n": n, "d": d, "eps_rel": eps_rel, "eps_abs": eps_abs,
                                 "cost_std": std, "solver": solver, "tol": args.tol}
-                        reason = _dense_skip(solver, n, n, args.max_dense_gb) or _projection_skip(
-                            rows, solver, n, d, eps_rel, args.timeout, args.max_iter)
+                        # the (n/n₀)² projection models the CPU; small GPU solves are
+                        # overhead-bound and would project far too long
+                        reason = _dense_skip(solver, n, n, args.max_dense_gb) or (
+                            args.device == "cpu" and _projection_skip(
+                                rows, solver, n, d, eps_rel, args.timeout, args.max_iter))
                         if reason:
                             keep({**base, "status": "skipped", "reason": reason})
                             continue

@@ -73,7 +73,7 @@ def _epsilons(problem: SinkhornProblem):
         yield eps, True
 
 
-class _ConvergenceBar:
+class ConvergenceBar:
     """A tqdm bar over the decades of the marginal error, from its first value at the target ε
     down to ``tol``: it fills as the error falls (log scale) and ends full exactly when the
     solve converges.
@@ -86,12 +86,13 @@ class _ConvergenceBar:
 
     TOTAL = 100
 
-    def __init__(self, tol: float, max_iter: int, enabled: bool) -> None:
+    def __init__(self, tol: float, max_iter: int, enabled: bool, name: str = "sinkhorn") -> None:
         self.tol, self.max_iter, self.enabled = float(tol), int(max_iter), bool(enabled)
+        self.name = name
         self.start: float | None = None  # the first error at the target epsilon
         self.bar = None
         if self.enabled:
-            self.bar = tqdm(total=self.TOTAL, desc="sinkhorn", leave=True,
+            self.bar = tqdm(total=self.TOTAL, desc=name, leave=True,
                             bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}{postfix}]")
 
     def _position(self, err: float) -> int:
@@ -126,11 +127,11 @@ class _ConvergenceBar:
         last = "nan" if err is None else f"{err:.2e}"
         if converged:
             self.bar.update(self.TOTAL - self.bar.n)
-            self.bar.set_description_str("sinkhorn converged", refresh=False)
+            self.bar.set_description_str(f"{self.name} converged", refresh=False)
             self.bar.set_postfix_str(f"{n_iter} iterations, error {last} ≤ tol {self.tol:.0e}",
                                      refresh=False)
         else:
-            self.bar.set_description_str("sinkhorn NOT converged", refresh=False)
+            self.bar.set_description_str(f"{self.name} NOT converged", refresh=False)
             self.bar.set_postfix_str(f"max_iter {self.max_iter} reached, error {last} > tol "
                                      f"{self.tol:.0e}", refresh=False)
         self.bar.refresh()
@@ -148,7 +149,7 @@ def solve(problem: SinkhornProblem) -> Potentials:
         f, g = torch.zeros_like(a), torch.zeros_like(b)
     errors: list[float] = []
     converged = False
-    bar = _ConvergenceBar(problem.tol, problem.max_iter, enabled=problem.progress)
+    bar = ConvergenceBar(problem.tol, problem.max_iter, enabled=problem.progress)
     n_iter = 0
     for eps, at_target in _epsilons(problem):
         if n_iter >= problem.max_iter:

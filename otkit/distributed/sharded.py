@@ -73,10 +73,9 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-from tqdm.auto import tqdm
 
 from ..backends import log_weight
-from ..backends.torch_native import lse_operators
+from ..backends.torch_native import ConvergenceBar, lse_operators
 from ..costs import Cost, get_cost
 from ..coupling import gumbel_max
 from ..epsilon import check_epsilon_arguments, resolve_epsilon
@@ -486,7 +485,8 @@ def sharded_sinkhorn(
             faster when 2·n_r·m numbers fit in memory, as the matrix product that rebuilds
             each band is saved).
         group: the process group (None: the default group, initialized beforehand).
-        progress: a tqdm bar on rank 0.
+        progress: a tqdm bar on rank 0, the one otkit.sinkhorn shows (it fills as the error
+            falls to tol and ends green when converged, red at max_iter).
 
     Raises:
         RuntimeError: no process group is initialized.
@@ -582,7 +582,8 @@ def _iterate(
     inv_eps = torch.tensor(1.0 / eps, dtype=a_shard.dtype, device=a_shard.device)
     errors: list[float] = []
     converged = False
-    bar = tqdm(total=max_iter, desc="sharded sinkhorn", disable=not progress, leave=False)
+    # the single-process solver's bar: it fills as the error falls and ends green or red
+    bar = ConvergenceBar(tol, max_iter, enabled=progress, name="sharded sinkhorn")
     for _ in range(max_iter):
         # g-update: this rank's LSE over its rows, per column [m], then across ranks.
         local_lse, _ = cols(log_a + f * inv_eps, local_lse, inv_eps)
@@ -598,11 +599,9 @@ def _iterate(
                 f"sharded Sinkhorn produced non-finite potentials at epsilon={eps:.3g} "
                 f"(iteration {len(errors)}): check the inputs or raise epsilon"
             )
-        if progress and len(errors) % 10 == 0:
-            bar.set_postfix(error=f"{errors[-1]:.2e}")
-            bar.update(10)
         if errors[-1] <= tol:
             converged = True
             break
-    bar.close()
+        bar.step(len(errors), errors[-1], eps, at_target=True)
+    bar.close(len(errors), errors[-1] if errors else None, converged)
     return f, g, len(errors), errors, converged

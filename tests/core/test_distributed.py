@@ -325,6 +325,35 @@ def test_world_size_one(one_rank_group):
     assert torch.equal(i, torch.arange(N)) and j.shape == (N,) and 0 <= j.min() <= j.max() < M
 
 
+def test_progress_bar_ends_green_or_red(one_rank_group, monkeypatch):
+    """progress=True shows otkit.sinkhorn's bar: full and 'converged' at tol, short of full
+    and 'NOT converged' when max_iter stops the loop (before: a bar of iterations, cut short)."""
+    import io
+
+    from tqdm import std
+
+    from otkit.backends import torch_native
+
+    bars = []
+
+    class Recording(std.tqdm):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, file=io.StringIO(), mininterval=0, **kwargs)
+            bars.append(self)
+
+    monkeypatch.setattr(torch_native, "tqdm", Recording)
+    x, y, a, b = clouds(N, M)
+    res = sharded_sinkhorn(shard(x), y, a, b, relative_epsilon=0.05, tol=TOL, progress=True)
+    assert res.converged and len(bars) == 1
+    assert bars[0].n == bars[0].total and bars[0].desc == "sharded sinkhorn converged"
+    with pytest.warns(ConvergenceWarning):
+        stopped = sharded_sinkhorn(shard(x), y, a, b, relative_epsilon=0.01, tol=1e-12,
+                                   max_iter=5, progress=True)
+    assert not stopped.converged and len(bars) == 2
+    assert bars[1].n < bars[1].total and bars[1].desc == "sharded sinkhorn NOT converged"
+    assert "max_iter 5 reached" in bars[1].postfix
+
+
 def test_no_process_group_is_a_clear_error():
     if dist.is_initialized():
         pytest.skip("a process group is already initialized in this process")
