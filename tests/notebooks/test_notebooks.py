@@ -1,8 +1,8 @@
 """Every notebook runs under papermill with its quick parameters; its metrics match references.
 
-The references (tests/notebooks/references.json) give, per notebook and metric, either an
-exact value (``{"equals": ...}``) or bounds (``{"min": ..., "max": ...}``): what the paper's
-claim or the tour's point requires, not a snapshot of one run's digits.
+The references (tests/notebooks/references/<notebook>.json, one file per notebook) give, per
+metric, either an exact value (``{"equals": ...}``) or bounds (``{"min": ..., "max": ...}``):
+what the paper's claim or the tour's point requires, not a snapshot of one run's digits.
 """
 
 import json
@@ -18,13 +18,16 @@ from otkit.runs import summarize
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
-REFERENCES = json.loads((Path(__file__).parent / "references.json").read_text())
+REFERENCE_DIR = Path(__file__).parent / "references"
+REFERENCES = {
+    path.stem + ".ipynb": json.loads(path.read_text()) for path in sorted(REFERENCE_DIR.glob("*.json"))
+}
 
 
 def test_every_notebook_has_references():
     assert NOTEBOOKS, "no notebooks found"
     missing = [nb.name for nb in NOTEBOOKS if nb.name not in REFERENCES]
-    assert not missing, f"add references for {missing} to tests/notebooks/references.json"
+    assert not missing, f"add references for {missing} to tests/notebooks/references/<notebook>.json"
 
 
 #: Notebooks run this many at a time, each kernel with one torch thread (CI has 2 cores).
