@@ -19,7 +19,7 @@ ENGINE = {
     "gaussian", "geometry", "kernels", "maps", "sinkhorn", "validation",
 }
 #: Shared building blocks: may import the engine only.
-SHARED = {"nn", "data"}
+SHARED = {"nn", "data", "stats"}
 #: One package per paper, with the papers each one extends (and so may import).
 PAPERS = {
     "progot": set(),
@@ -29,6 +29,7 @@ PAPERS = {
     "steering": {"flows"},  # the image task steers the digits flow model
     "elastic": set(),
     "lowrank": set(),
+    "bloop": set(),
 }
 #: Infrastructure: batch runs of notebooks; imports the engine at most.
 INFRASTRUCTURE = {"runs"}
