@@ -149,8 +149,9 @@ def cloud_epsilon(
     """:func:`resolve_epsilon` on the cost of a :class:`~otkit.geometry.PointCloud`.
 
     ``C: [n, m]`` is ``geometry``'s cost matrix; std(C) is
-    :meth:`~otkit.geometry.PointCloud.cost_std` (computed even for an absolute ε, which
-    ε-scaling starts from), and a constant cost's value c is the mean of C's first row.
+    :meth:`~otkit.geometry.PointCloud.cost_std` (computed even for an absolute ε, since
+    ε-scaling starts from it; :func:`otkit.sinkhorn` skips the call when it has an absolute ε
+    and no ε-scaling), and a constant cost's value c is the mean of C's first row.
 
     Returns:
         ``(ε, unit)``: the absolute ε and the unit of ``relative_epsilon`` (std(C), or its

@@ -42,7 +42,11 @@ from .differentiation import (
     needs_gradients,
     soft_c_transform,
 )
-from .epsilon import DEFAULT_RELATIVE_EPSILON, cloud_epsilon  # noqa: F401 (re-exported)
+from .epsilon import (  # noqa: F401 (DEFAULT_RELATIVE_EPSILON re-exported)
+    DEFAULT_RELATIVE_EPSILON,
+    check_epsilon_arguments,
+    cloud_epsilon,
+)
 from .geometry import PointCloud, default_mode
 from .validation import (
     check_choice,
@@ -363,7 +367,11 @@ def sinkhorn(
         )
     geometry = PointCloud(x, y, cost_fn, mode=chosen_mode, block_size=block_size)
     with torch.no_grad():  # the loop is never recorded: gradients come from the fixed point
-        eps, scale = resolve_epsilon(geometry, epsilon, relative_epsilon)
+        if epsilon is not None and epsilon_scaling is None:
+            # std(C) costs a pass over C (a whole iteration in online mode) and nothing reads it
+            eps, scale = check_epsilon_arguments(epsilon, relative_epsilon)[0], math.nan
+        else:
+            eps, scale = resolve_epsilon(geometry, epsilon, relative_epsilon)
         tau_a, tau_b = _relaxation(tau_a, rho_a, eps), _relaxation(tau_b, rho_b, eps)
         if not balanced and tau_a == 1.0 and tau_b == 1.0:  # ρ ≫ ε: τ rounded to 1
             check_equal_mass(a, b)

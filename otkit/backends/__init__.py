@@ -39,7 +39,7 @@ class SinkhornProblem:
     max_iter: int
     init: tuple[torch.Tensor, torch.Tensor] | None
     epsilon_scaling: float | None
-    cost_scale: float  # the std of C: where epsilon scaling starts
+    cost_scale: float  # the std of C, where epsilon scaling starts (NaN when not computed)
     progress: bool
 
     @property

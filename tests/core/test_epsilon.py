@@ -89,6 +89,25 @@ def test_absolute_epsilon_is_taken_as_is_without_the_std():
         resolve_epsilon(None, relative_epsilon=0.1)  # a relative ε needs the std
 
 
+def test_sinkhorn_computes_the_std_only_when_it_uses_it(monkeypatch):
+    """std(C) is a pass over C (an iteration's worth in online mode): an absolute ε without
+    ε-scaling never reads it; a relative ε, or ε-scaling (which starts from std(C)), does."""
+    from otkit.geometry import PointCloud
+
+    calls = []
+    original = PointCloud.cost_std
+    monkeypatch.setattr(PointCloud, "cost_std", lambda self: calls.append(1) or original(self))
+    x, y = paired_clouds()
+    plain = otkit.sinkhorn(x, y, epsilon=0.3, tol=1e-6)
+    assert calls == []
+    scaled = otkit.sinkhorn(x, y, epsilon=0.3, tol=1e-6, epsilon_scaling=0.5)
+    assert len(calls) == 1
+    otkit.sinkhorn(x, y, relative_epsilon=0.2, tol=1e-6)
+    assert len(calls) == 2
+    # the same plan either way (potentials are only defined up to (f + c, g − c))
+    assert (plain.coupling() - scaled.coupling()).abs().sum() < 1e-4
+
+
 @pytest.mark.parametrize(
     ("epsilon", "relative_epsilon"), [(0.1, 0.1), (0.1, 0.05), (torch.tensor(1.0), 2.0)]
 )
