@@ -28,7 +28,7 @@ converged maps overfit the pairs at smaller ε; see
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 
@@ -37,6 +37,7 @@ from .validation import check_positive
 
 __all__ = [
     "DEFAULT_RELATIVE_EPSILON",
+    "annealed_epsilons",
     "check_epsilon_arguments",
     "cloud_epsilon",
     "epsilon_unit",
@@ -164,3 +165,22 @@ def cloud_epsilon(
         lambda: geometry.rows(torch.arange(1, device=x.device)).mean().item(),
     )
     return resolve_epsilon(unit, epsilon, relative_epsilon, default), unit
+
+
+def annealed_epsilons(
+    epsilon: float, start: float, scaling: float | None
+) -> Iterator[tuple[float, bool]]:
+    """The ε of each Sinkhorn iteration, with ``at_target`` telling when ε has been reached.
+
+    ε-scaling (Kosowsky and Yuille 1994; Schmitzer 2019): with ``scaling = q`` in (0, 1) the
+    iterations use ε_k = ε₀ q^k from ε₀ = max(``start``, ε) (the solvers pass std(C)) while
+    ε_k > ε, then ε for ever. Without scaling (``None``) every iteration is at ε. Solvers check
+    convergence only once ``at_target`` is True.
+    """
+    if scaling is not None:
+        current = max(start, epsilon)
+        while current > epsilon:
+            yield current, False
+            current *= scaling
+    while True:
+        yield epsilon, True

@@ -51,7 +51,9 @@ from .geometry import PointCloud, default_mode
 from .validation import (
     check_choice,
     check_clouds,
+    check_epsilon_scaling,
     check_equal_mass,
+    check_init,
     check_positive,
     check_rho,
     check_tau,
@@ -238,21 +240,6 @@ def _relaxation(tau: float | None, rho: float | None, epsilon: float) -> float:
     return tau if rho is None else rho / (rho + epsilon)
 
 
-def _check_init(init, n: int, m: int, like: torch.Tensor):
-    if init is None:
-        return None
-    if not (isinstance(init, (tuple, list)) and len(init) == 2):
-        raise TypeError("init must be a pair (f, g) of potential tensors [n], [m]")
-    f, g = init
-    for name, t, size in (("init[0] (f)", f, n), ("init[1] (g)", g, m)):
-        if not isinstance(t, torch.Tensor) or t.shape != (size,):
-            got = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
-            raise ValueError(f"{name} must be a tensor of shape [{size}], got {got}")
-        if not torch.isfinite(t).all():
-            raise ValueError(f"{name} contains NaN or inf values")
-    return f.to(like), g.to(like)
-
-
 def _solver(backend: str):
     if backend == "torch":
         from .backends import torch_native
@@ -344,9 +331,7 @@ def sinkhorn(
     tol = check_positive("tol", tol)
     if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
         raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}")
-    if epsilon_scaling is not None:
-        if not isinstance(epsilon_scaling, (int, float)) or not 0 < epsilon_scaling < 1:
-            raise ValueError(f"epsilon_scaling must be a factor in (0, 1), got {epsilon_scaling!r}")
+    epsilon_scaling = check_epsilon_scaling(epsilon_scaling)
     check_choice("backend", backend, ("auto",) + BACKENDS)
     check_choice("mode", mode, ("auto", "dense", "online"))
     check_choice("differentiation", differentiation, DIFFERENTIATION)
@@ -377,7 +362,7 @@ def sinkhorn(
             check_equal_mass(a, b)
         problem = SinkhornProblem(
             geometry=geometry, a=a.detach(), b=b.detach(), epsilon=eps, tau_a=tau_a,
-            tau_b=tau_b, tol=tol, max_iter=max_iter, init=_check_init(init, n, m, x),
+            tau_b=tau_b, tol=tol, max_iter=max_iter, init=check_init(init, n, m, x),
             epsilon_scaling=epsilon_scaling, cost_scale=scale, progress=progress,
         )
         out: Potentials = _solver(chosen_backend)(problem)

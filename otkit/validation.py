@@ -29,6 +29,8 @@ __all__ = [
     "check_equal_mass",
     "renamed_keyword",
     "check_rho",
+    "check_epsilon_scaling",
+    "check_init",
 ]
 
 
@@ -271,3 +273,33 @@ def check_rho(name: str, value: object) -> float:
             f"balanced), got {value}"
         )
     return value
+
+
+def check_epsilon_scaling(value: object) -> float | None:
+    """An ε-scaling factor q in (0, 1), or None (no scaling)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+        raise ValueError(f"epsilon_scaling must be a factor in (0, 1), got {value!r}")
+    return float(value)
+
+
+def check_init(
+    init: object, n: int, m: int, like: torch.Tensor, names: tuple[str, str] = ("f", "g")
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """A warm start ``(f [n], g [m])`` of finite potentials, cast to ``like``'s dtype and device."""
+    if init is None:
+        return None
+    if not (isinstance(init, (tuple, list)) and len(init) == 2):
+        raise TypeError(f"init must be a pair ({names[0]}, {names[1]}) of potential tensors "
+                        f"[{n}], [{m}]")
+    checked = []
+    for k, (t, size) in enumerate(zip(init, (n, m))):
+        name = f"init[{k}] ({names[k]})"
+        if not isinstance(t, torch.Tensor) or t.shape != (size,):
+            got = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
+            raise ValueError(f"{name} must be a tensor of shape [{size}], got {got}")
+        if not torch.isfinite(t).all():
+            raise ValueError(f"{name} contains NaN or inf values")
+        checked.append(t.to(like))
+    return checked[0], checked[1]

@@ -22,6 +22,7 @@ import math
 import torch
 from tqdm.auto import tqdm
 
+from ..epsilon import annealed_epsilons
 from ..geometry import PointCloud
 from ..kernels import ShiftedLSE
 from . import Potentials, SinkhornProblem, residual
@@ -59,18 +60,6 @@ def lse_operators(geometry: PointCloud) -> tuple[ShiftedLSE, ShiftedLSE]:
         rows = ShiftedLSE(lambda: geometry.bands(), lambda idx: geometry.rows(idx))
         cols = ShiftedLSE(lambda: geometry.bands(True), lambda idx: geometry.rows(idx, True))
     return rows, cols
-
-
-def _epsilons(problem: SinkhornProblem):
-    """Yield the ε of each iteration: annealed from std(C) when epsilon scaling is on."""
-    eps = problem.epsilon
-    if problem.epsilon_scaling is not None:
-        current = max(problem.cost_scale, eps)
-        while current > eps:
-            yield current, False
-            current *= problem.epsilon_scaling
-    while True:
-        yield eps, True
 
 
 class ConvergenceBar:
@@ -151,7 +140,8 @@ def solve(problem: SinkhornProblem) -> Potentials:
     converged = False
     bar = ConvergenceBar(problem.tol, problem.max_iter, enabled=problem.progress)
     n_iter = 0
-    for eps, at_target in _epsilons(problem):
+    schedule = annealed_epsilons(problem.epsilon, problem.cost_scale, problem.epsilon_scaling)
+    for eps, at_target in schedule:
         if n_iter >= problem.max_iter:
             break
         inv_eps = torch.tensor(1.0 / eps, dtype=a.dtype, device=a.device)

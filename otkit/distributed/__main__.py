@@ -52,6 +52,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     parser.add_argument("--relative-epsilon", type=float, default=None, help="x std(C)")
     parser.add_argument("--tol", type=float, default=1e-3)
     parser.add_argument("--max-iter", type=int, default=2000)
+    parser.add_argument(
+        "--epsilon-scaling", type=float, default=None,
+        help="anneal epsilon from std(C) by this factor per iteration (e.g. 0.7)",
+    )
     parser.add_argument("--block-size", type=int, default=None)
     parser.add_argument("--mode", choices=("online", "dense"), default="online")
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
@@ -83,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     x_shard, y = shard(x).to(device), y.to(device)
     options = dict(
         epsilon=args.epsilon, relative_epsilon=args.relative_epsilon, tol=args.tol,
-        max_iter=args.max_iter,
+        max_iter=args.max_iter, epsilon_scaling=args.epsilon_scaling,
     )
 
     def synchronize() -> None:

@@ -49,6 +49,11 @@ Here every rank draws the same subsample, computes the cost entries of its own s
 and the per-rank (count, mean, squared deviations) are merged exactly (Chan et al. 1979), so
 the sharded ε equals the single-process ε to rounding at every size.
 
+ε-scaling and warm starts are :func:`otkit.sinkhorn`'s: ``epsilon_scaling = q`` runs the
+iterations at ε_k = max(ε, std(C) q^k) (:func:`otkit.epsilon.annealed_epsilons`, the same
+schedule, so the same iterations as one process), and ``init = (f_shard, g)`` starts from given
+potentials, each rank its part of f.
+
 Balanced OT only (``tau_a = tau_b = 1``): a and b must have equal total mass.
 
 Usage (every process runs the same script; ``torchrun`` sets RANK, WORLD_SIZE, ...)::
@@ -67,7 +72,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,13 +83,20 @@ from ..backends import log_weight
 from ..backends.torch_native import ConvergenceBar, lse_operators
 from ..costs import Cost, get_cost
 from ..coupling import gumbel_max
-from ..epsilon import check_epsilon_arguments, resolve_epsilon
+from ..epsilon import (
+    annealed_epsilons,
+    check_epsilon_arguments,
+    epsilon_unit,
+    resolve_epsilon,
+)
 from ..geometry import PointCloud
 from ..sinkhorn import ConvergenceWarning
 from ..validation import (
     check_cloud_pair,
     check_count,
+    check_epsilon_scaling,
     check_equal_mass,
+    check_init,
     check_nonnegative_weights,
     check_positive,
     check_weights,
@@ -297,8 +309,9 @@ def _check_group(group) -> tuple[int, int]:
 
 
 def _check_local_inputs(
-    x_shard, y, a_shard, b, *, epsilon, relative_epsilon, tol, max_iter, block_size, group
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    x_shard, y, a_shard, b, *, epsilon, relative_epsilon, tol, max_iter, block_size, group,
+    epsilon_scaling=None, init=None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor, tuple | None]:
     """Checks that need no communication; raise ValueError/TypeError naming the argument."""
     if isinstance(x_shard, torch.Tensor) and x_shard.ndim == 2 and x_shard.shape[0] == 0:
         raise ValueError(
@@ -322,7 +335,9 @@ def _check_local_inputs(
     check_count("max_iter", max_iter)
     if block_size is not None:
         check_count("block_size", block_size)
-    return x_shard, y, a_shard, b
+    check_epsilon_scaling(epsilon_scaling)
+    init = check_init(init, x_shard.shape[0], y.shape[0], y, names=("f_shard", "g"))
+    return x_shard, y, a_shard, b, init
 
 
 def _agree_on_validity(
@@ -455,6 +470,8 @@ def sharded_sinkhorn(
     max_iter: int = 2000,
     block_size: int | None = None,
     mode: str = "online",
+    epsilon_scaling: float | None = None,
+    init: tuple[torch.Tensor, torch.Tensor] | None = None,
     group: dist.ProcessGroup | None = None,
     progress: bool = False,
 ) -> ShardedSinkhornResult:
@@ -484,6 +501,12 @@ def sharded_sinkhorn(
             band) or ``"dense"`` (store this rank's ``[n_r, m]`` cost and its transpose:
             faster when 2·n_r·m numbers fit in memory, as the matrix product that rebuilds
             each band is saved).
+        epsilon_scaling: a factor q in (0, 1): anneal ε from std(C) by q per iteration, as
+            :func:`otkit.sinkhorn` does (same schedule, same iterations); at small ε this
+            divides the iteration count (benchmarks/RESULTS.md).
+        init: a warm start ``(f_shard [n_r], g [m])``, e.g. the ``f_shard`` and ``g`` of a
+            solve at a nearby ε or on nearby data; the single-process equivalent is
+            ``init=(f, g)`` with f the concatenated shards. Default f = g = 0.
         group: the process group (None: the default group, initialized beforehand).
         progress: a tqdm bar on rank 0, the one otkit.sinkhorn shows (it fills as the error
             falls to tol and ends green when converged, red at max_iter).
@@ -494,9 +517,10 @@ def sharded_sinkhorn(
     """
     rank, world_size = _check_group(group)
     try:
-        x_shard, y, a_shard, b = _check_local_inputs(
+        x_shard, y, a_shard, b, init = _check_local_inputs(
             x_shard, y, a_shard, b, epsilon=epsilon, relative_epsilon=relative_epsilon,
             tol=tol, max_iter=max_iter, block_size=block_size, group=group,
+            epsilon_scaling=epsilon_scaling, init=init,
         )
         if mode not in ("dense", "online"):
             raise ValueError(f"mode must be 'online' or 'dense', got {mode!r}")
@@ -520,6 +544,8 @@ def sharded_sinkhorn(
             "relative_epsilon": -1.0 if relative_epsilon is None else float(relative_epsilon),
             "tol": float(tol), "max_iter": float(max_iter),
             "a_shard given": float(a_shard is not None),
+            "epsilon_scaling": -1.0 if epsilon_scaling is None else float(epsilon_scaling),
+            "init given": float(init is not None),
         },
         group,
     )
@@ -536,16 +562,18 @@ def sharded_sinkhorn(
         offset = torch.zeros(d, dtype=y.dtype, device=y.device)
 
     geometry = PointCloud(x_shard, y, cost_fn, mode=mode, block_size=block_size)
-    # Every rank agrees on whether epsilon is given, so all compute std(C) (collectives) or none.
-    std = None if epsilon is not None else _sharded_cost_std(
-        x_shard, y, cost_fn, offset, sizes, rank, group, block_size
-    )
-    eps = resolve_epsilon(
-        std, epsilon, relative_epsilon,
-        constant_cost=lambda: _first_row_mean(geometry, rank, group),
-    )
+    # Every rank agrees on the arguments, so all compute std(C) (collectives) or none: it is
+    # needed for a relative ε, and by ε-scaling, which starts there.
+    needs_std = epsilon is None or epsilon_scaling is not None
+    unit = None  # std(C), or a constant cost's fallback (otkit.epsilon.epsilon_unit)
+    if needs_std:
+        std = _sharded_cost_std(x_shard, y, cost_fn, offset, sizes, rank, group, block_size)
+        unit = epsilon_unit(std, lambda: _first_row_mean(geometry, rank, group))
+    eps = resolve_epsilon(unit, epsilon, relative_epsilon)
+    start = eps if unit is None else unit
     f, g, n_iter, errors, converged = _iterate(
-        geometry, a_shard, b, eps, float(tol), max_iter, group, progress and rank == 0
+        geometry, a_shard, b, annealed_epsilons(eps, start, epsilon_scaling), float(tol),
+        max_iter, group, progress and rank == 0, init,
     )
     if not converged and rank == 0:
         warnings.warn(
@@ -565,26 +593,39 @@ def _iterate(
     geometry: PointCloud,
     a_shard: torch.Tensor,
     b: torch.Tensor,
-    eps: float,
+    schedule: Iterator[tuple[float, bool]],
     tol: float,
     max_iter: int,
     group,
     progress: bool,
+    init: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, int, list[float], bool]:
-    """The balanced Sinkhorn loop (module docstring), from f = g = 0 as otkit.sinkhorn."""
+    """The balanced Sinkhorn loop (module docstring), from ``init`` or f = g = 0 as
+    otkit.sinkhorn, at the ε of each iteration given by ``schedule``
+    (:func:`otkit.epsilon.annealed_epsilons`); convergence is checked at the target ε only."""
     log_a, log_b = log_weight(a_shard), log_weight(b)
     rows, cols = lse_operators(geometry)  # the engine's passes, over this rank's rows
-    f, g = torch.zeros_like(a_shard), torch.zeros_like(b)
+    if init is None:
+        f, g = torch.zeros_like(a_shard), torch.zeros_like(b)
+    else:
+        f, g = (t.clone() for t in init)
     # The column pass's shift: this rank's previous local LSE, which the next one is close to
     # (−g/ε, the single-process shift, is the LSE over all rows; a rank holding a small part
     # of a column's mass would fall outside the fast pass's range there, column after column).
-    local_lse = -g / eps
-    inv_eps = torch.tensor(1.0 / eps, dtype=a_shard.dtype, device=a_shard.device)
+    local_lse, previous_eps = None, None
     errors: list[float] = []
     converged = False
     # the single-process solver's bar: it fills as the error falls and ends green or red
     bar = ConvergenceBar(tol, max_iter, enabled=progress, name="sharded sinkhorn")
-    for _ in range(max_iter):
+    for eps, at_target in schedule:
+        if len(errors) >= max_iter:
+            break
+        if local_lse is None:
+            local_lse = -g / eps
+        elif eps != previous_eps:  # ε·LSE moves little as ε changes: rescale the shift
+            local_lse = local_lse * (previous_eps / eps)
+        previous_eps = eps
+        inv_eps = torch.tensor(1.0 / eps, dtype=a_shard.dtype, device=a_shard.device)
         # g-update: this rank's LSE over its rows, per column [m], then across ranks.
         local_lse, _ = cols(log_a + f * inv_eps, local_lse, inv_eps)
         g = -eps * _all_logsumexp(local_lse, group)
@@ -599,9 +640,9 @@ def _iterate(
                 f"sharded Sinkhorn produced non-finite potentials at epsilon={eps:.3g} "
                 f"(iteration {len(errors)}): check the inputs or raise epsilon"
             )
-        if errors[-1] <= tol:
+        if at_target and errors[-1] <= tol:
             converged = True
             break
-        bar.step(len(errors), errors[-1], eps, at_target=True)
+        bar.step(len(errors), errors[-1], eps, at_target)
     bar.close(len(errors), errors[-1] if errors else None, converged)
     return f, g, len(errors), errors, converged

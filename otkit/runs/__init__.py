@@ -47,7 +47,13 @@ from .cli import main, parse_run_args
 from .execute import run_notebook, run_notebooks
 from .files import KERNEL_NAME, METRICS_ENV
 from .gallery import write_gallery
-from .metrics import LoggedMetrics, current_metrics, default_metrics_path, log_metrics, reset_metrics
+from .metrics import (
+    LoggedMetrics,
+    current_metrics,
+    default_metrics_path,
+    log_metrics,
+    reset_metrics,
+)
 from .params import expand_grid, load_grid, parse_value
 from .records import RunRecord, format_table, summarize, write_index
 

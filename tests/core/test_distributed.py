@@ -42,7 +42,11 @@ CASES = {
     "relative": (dict(relative_epsilon=0.05), True),
     "default": (dict(block_size=16), False),  # default ε (0.05 × std), streamed in bands
     "dense": (dict(epsilon=0.1, mode="dense"), True),  # each rank stores its [n_r, m] block
+    # ε-scaling from std(C) down to a small ε: the same schedule, so the same iterations
+    "scaled": (dict(epsilon=0.01, epsilon_scaling=0.7), True),
+    "scaled_relative": (dict(relative_epsilon=0.01, epsilon_scaling=0.5, mode="dense"), False),
 }
+WARM_EPS = 0.08  # the warm start: from the "absolute" case's potentials (ε = 0.1)
 PAIR_DRAWS = 4000
 
 
@@ -109,6 +113,8 @@ def _bad_inputs(rank: int) -> dict[str, tuple[str, str] | None]:
         "y_differs": lambda: sharded_sinkhorn(xr, other_y),
         "empty_shard": lambda: sharded_sinkhorn(xr[:0] if rank == 1 else xr, y),
         "mode": lambda: sharded_sinkhorn(xr, y, mode="sparse"),
+        "epsilon_scaling": lambda: sharded_sinkhorn(xr, y, epsilon_scaling=1.5),
+        "init": lambda: sharded_sinkhorn(xr, y, init=(torch.zeros(3, dtype=F64), y[:, 0])),
     }
     return {name: _errors_of(call) for name, call in cases.items()}
 
@@ -130,6 +136,14 @@ def _two_rank_worker() -> dict:
             "world_size": res.world_size, "repr": repr(res),
             "is_result": isinstance(res, ShardedSinkhornResult),
         }
+
+    # A warm start from the ε = 0.1 solve, at a nearby ε, each rank passing its part of f.
+    start = out["absolute"]
+    res = sharded_sinkhorn(shard(x), y, epsilon=WARM_EPS, tol=TOL,
+                           init=(start["f_shard"], start["g"]))
+    cold = sharded_sinkhorn(shard(x), y, epsilon=WARM_EPS, tol=TOL)
+    out["warm"] = {"f": res.gather_f(), "g": res.g, "n_iter": res.n_iter,
+                   "cold_n_iter": cold.n_iter, "converged": res.converged}
 
     # ε from the 2048-point subsample, and a solve stopped at max_iter.
     x, y, _, _ = clouds(BIG_N, BIG_M, seed=1)
@@ -203,6 +217,27 @@ def test_sharded_equals_single_process(two_ranks, case):
         torch.testing.assert_close(got["f_shard"], ref.f[lo : lo + got["sizes"][got["rank"]]])
     assert two_ranks[1]["absolute"]["offset"] == 151
     assert "rank=1/2" in two_ranks[1]["absolute"]["repr"]
+
+
+def test_warm_start_matches_single_process_and_saves_iterations(two_ranks):
+    x, y, _, _ = clouds(N, M)
+    start = otkit.sinkhorn(x, y, epsilon=0.1, tol=TOL, backend="torch")
+    ref = otkit.sinkhorn(x, y, epsilon=WARM_EPS, tol=TOL, backend="torch",
+                         init=(start.f, start.g))
+    for out in two_ranks:
+        got = out["warm"]
+        assert got["converged"] and got["n_iter"] == ref.n_iter
+        assert got["n_iter"] < got["cold_n_iter"]
+        torch.testing.assert_close(got["f"], ref.f, rtol=0, atol=ATOL)
+        torch.testing.assert_close(got["g"], ref.g, rtol=0, atol=ATOL)
+
+
+def test_epsilon_scaling_saves_iterations_at_small_epsilon(two_ranks):
+    """Annealed from std(C), the ε = 0.01 solve takes fewer iterations than a cold one."""
+    x, y, a, b = clouds(N, M)
+    cold = otkit.sinkhorn(x, y, a, b, epsilon=0.01, tol=TOL, backend="torch", max_iter=20_000)
+    for out in two_ranks:
+        assert out["scaled"]["n_iter"] < cold.n_iter
 
 
 def test_relative_epsilon_matches_cost_std_subsample(two_ranks, monkeypatch):
@@ -283,6 +318,9 @@ BAD = {
     "mass": (ValueError, "equal total mass", None),
     "y_differs": (ValueError, r"y \(sum\).* differ between ranks", None),
     "empty_shard": (ValueError, r"invalid input on rank\(s\) \[1\]", "x_shard is empty"),
+    "epsilon_scaling": (ValueError, r"epsilon_scaling must be a factor in \(0, 1\)", None),
+    "init": (ValueError, r"init\[0\] \(f_shard\) must be a tensor of shape \[151\]",
+             r"init\[0\] \(f_shard\) .*\[150\]"),
     "mode": (ValueError, "mode must be 'online' or 'dense'", None),
 }
 
