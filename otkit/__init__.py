@@ -15,6 +15,7 @@ plan is P_ij = a_i b_j exp((f_i + g_j − C_ij)/ε) (see the README).
 """
 
 from . import _moved, costs, gaussian
+from .batched import SinkhornBatchResult
 from .conformal import OTCP
 from .costs import Cost, Dot, Euclidean, SqEuclidean, TranslationInvariantCost
 from .exact import EMDResult, emd
@@ -30,6 +31,7 @@ __version__ = "0.1.0"
 __all__ = [
     "sinkhorn",
     "SinkhornResult",
+    "SinkhornBatchResult",
     "ConvergenceWarning",
     "emd",
     "EMDResult",

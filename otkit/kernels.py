@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator
 
 import torch
 
-__all__ = ["ShiftedLSE", "row_lse", "compile_enabled", "compile_always"]
+__all__ = ["ShiftedLSE", "batched_lse", "row_lse", "compile_enabled", "compile_always"]
 
 _CLAMP = 80.0
 # A row whose shifted sum lies outside [e^-25, e^25] is recomputed with its exact maximum.
@@ -45,6 +45,15 @@ def _sum_pass(
     """``cost: [b, m]``, ``h: [m]``, ``shift: [b]`` → ``Σ_j exp(h_j − C_ij/ε − s_i)``, ``[b]``."""
     z = h.unsqueeze(0) - cost * inv_eps - shift.unsqueeze(1)
     return z.clamp(-_CLAMP, _CLAMP).exp().sum(1)
+
+
+def _batched_sum_pass(
+    cost: torch.Tensor, h: torch.Tensor, shift: torch.Tensor, inv_eps: torch.Tensor
+) -> torch.Tensor:
+    """``cost: [B, r, c]``, ``h: [B, c]``, ``shift: [B, r]``, ``inv_eps: [B, 1, 1]`` →
+    ``Σ_j exp(h_kj − C_kij/ε_k − s_ki)``, ``[B, r]``."""
+    z = h.unsqueeze(1) - cost * inv_eps - shift.unsqueeze(2)
+    return z.clamp(-_CLAMP, _CLAMP).exp().sum(2)
 
 
 def _max_pass(cost: torch.Tensor, h: torch.Tensor, inv_eps: torch.Tensor) -> torch.Tensor:
@@ -158,6 +167,21 @@ class ShiftedLSE:
             redone = exact + _call(_sum_pass, block, h, exact, inv_eps).log()
             lse[idx] = redone if row_off is None else redone - row_off[idx]
         return lse, torch.exp((lse - shift).clamp(max=_CLAMP))
+
+
+def batched_lse(
+    cost: torch.Tensor, h: torch.Tensor, shift: torch.Tensor, inv_eps: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``LSE_j(h_kj − C_kij/ε_k)`` for a batch of dense costs ``C: [B, r, c]`` → ``[B, r]``,
+    with the ratio ``exp(lse − shift)``: :class:`ShiftedLSE`'s single shifted pass on B
+    problems at once (``h: [B, c]``, ``shift: [B, r]``, ``inv_eps: [B, 1, 1]``). When any row
+    falls outside the pass's safe range the whole batch is redone by a stable two-pass
+    log-sum-exp (a cold start, or ε jumping: rare, so not worth finding the rows)."""
+    total = _call(_batched_sum_pass, cost, h, shift, inv_eps)
+    if bool(((total > _SAFE_LOW) & (total < _SAFE_HIGH)).all()):
+        return shift + total.log(), total
+    lse = torch.logsumexp(h.unsqueeze(1) - cost * inv_eps, dim=2)
+    return lse, torch.exp((lse - shift).clamp(max=_CLAMP))
 
 
 def row_lse(cost: torch.Tensor, h: torch.Tensor, inv_eps: float | torch.Tensor) -> torch.Tensor:
