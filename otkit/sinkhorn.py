@@ -294,8 +294,8 @@ def _solve_batch(x, y, a, b, *, cost, epsilon, relative_epsilon, rho_a, rho_b, t
 def choose_backend(n: int, m: int, dtype: torch.dtype, device: torch.device) -> tuple[str, str]:
     """``backend="auto"``: otkit's native torch solver, dense when C fits, else online.
 
-    benchmarks/RESULTS.md (CPU, equal L1 accuracy 1e-3): the native solver was 1.2-1.6x slower
-    than OTT-JAX at n = 1,000, ahead of it at 5,000 and about 7× faster at 20,000; POT was 2-27×
+    benchmarks/RESULTS.md (CPU, equal L1 accuracy 1e-3): the native solver was level with
+    OTT-JAX at n = 1,000 on the same cores (0.82-1.03x, re-check of 2026-12-05), ahead of it at 5,000 and about 7× faster at 20,000; POT was 2-27×
     slower than OTT, and GeomLoss never reached the tolerance. No other backend won a case, so
     "auto" only chooses the storage mode.
     """
