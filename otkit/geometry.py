@@ -121,6 +121,11 @@ class PointCloud:
             return None
         return (parts[1], parts[0]) if transpose else parts
 
+    def reduced_factors(self, transpose: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(u, v)`` with the reduced cost ``R = −u vᵀ`` (``Rᵀ`` when ``transpose``): the
+        clouds as the cost sees them (centred for translation-invariant costs)."""
+        return (self._cy, self._cx) if transpose else (self._cx, self._cy)
+
     def reduced_rows(self, index: torch.Tensor | slice, transpose: bool = False) -> torch.Tensor:
         """Rows of the reduced cost ``R = −x yᵀ`` (or ``Rᵀ``): one matrix product."""
         a, b = (self._cy, self._cx) if transpose else (self._cx, self._cy)

@@ -47,6 +47,17 @@ def _sum_pass(
     return z.clamp(-_CLAMP, _CLAMP).exp().sum(1)
 
 
+def _points_sum_pass(
+    a: torch.Tensor, b: torch.Tensor, h: torch.Tensor, shift: torch.Tensor, inv_eps: torch.Tensor
+) -> torch.Tensor:
+    """The pass over a band of the reduced cost ``R = −a bᵀ`` built inside the compiled
+    function: ``a: [k, d]``, ``b: [m, d]`` → ``Σ_j exp(h_j + ⟨a_i, b_j⟩/ε − s_i)``, ``[k]``.
+    For small d the compiler fuses the product into the pass, so the ``[k, m]`` band is never
+    written to memory and read back."""
+    z = h.unsqueeze(0) + (a @ b.T) * inv_eps - shift.unsqueeze(1)
+    return z.clamp(-_CLAMP, _CLAMP).exp().sum(1)
+
+
 def _batched_sum_pass(
     cost: torch.Tensor, h: torch.Tensor, shift: torch.Tensor, inv_eps: torch.Tensor
 ) -> torch.Tensor:
@@ -94,8 +105,14 @@ def _kernel(fn: Callable, device: torch.device) -> Callable:
 _COMPILE_MIN_CELLS = 2**18
 
 
-def _call(fn: Callable, *args: torch.Tensor) -> torch.Tensor:
-    if args[0].numel() < _COMPILE_MIN_CELLS and not compile_always():
+#: Up to this dimension, a band of ``R = −x yᵀ`` is computed inside the compiled pass
+#: (:func:`_points_sum_pass`): at d = 2, m = 100,000 it measured 3.7 against 2.0 G cells/s for
+#: a band built by a separate matrix product; at d = 64 the separate product is faster.
+FUSED_MAX_DIM = 8
+
+
+def _call(fn: Callable, *args: torch.Tensor, cells: int | None = None) -> torch.Tensor:
+    if (args[0].numel() if cells is None else cells) < _COMPILE_MIN_CELLS and not compile_always():
         return fn(*args)
     kernel = _kernel(fn, args[0].device)
     if kernel is fn:
@@ -122,6 +139,9 @@ class ShiftedLSE:
         rows_of: ``index -> R[index]`` for the rows whose fast pass fell out of range.
         offsets: ``(r, s)`` or None (then R = C).
         band_cells: cells per band when redoing rows, to bound memory.
+        factors: ``(u [n, d], v [m, d])`` with ``R = −u vᵀ``, or None. Given, and for
+            d ≤ :data:`FUSED_MAX_DIM`, the fast pass builds each band inside the compiled
+            function instead of streaming ``bands`` (same numbers, less memory traffic).
     """
 
     def __init__(
@@ -130,11 +150,14 @@ class ShiftedLSE:
         rows_of: Callable[[torch.Tensor], torch.Tensor],
         offsets: tuple[torch.Tensor, torch.Tensor] | None = None,
         band_cells: int = 2**22,
+        factors: tuple[torch.Tensor, torch.Tensor] | None = None,
     ):
         self.bands = bands
         self.rows_of = rows_of
         self.offsets = offsets
         self.band_cells = band_cells
+        self.factors = factors if factors is not None and factors[0].shape[1] <= FUSED_MAX_DIM \
+            else None
 
     def __call__(
         self, h: torch.Tensor, shift: torch.Tensor, inv_eps: torch.Tensor
@@ -152,8 +175,17 @@ class ShiftedLSE:
         else:
             reduced_shift = shift
         total = torch.empty_like(shift)
-        for rows, block in self.bands():
-            total[rows] = _call(_sum_pass, block, h, reduced_shift[rows], inv_eps)
+        if self.factors is not None:
+            u, v = self.factors
+            step = max(1, self.band_cells // v.shape[0])
+            for start in range(0, u.shape[0], step):
+                rows = slice(start, start + step)
+                band = u[rows]
+                total[rows] = _call(_points_sum_pass, band, v, h, reduced_shift[rows], inv_eps,
+                                    cells=band.shape[0] * v.shape[0])
+        else:
+            for rows, block in self.bands():
+                total[rows] = _call(_sum_pass, block, h, reduced_shift[rows], inv_eps)
         bad = ~((total > _SAFE_LOW) & (total < _SAFE_HIGH))
         if not bool(bad.any()):
             return shift + total.log(), total

@@ -23,7 +23,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..epsilon import annealed_epsilons
-from ..geometry import PointCloud
+from ..geometry import PointCloud, default_block_size
 from ..kernels import ShiftedLSE
 from . import Potentials, SinkhornProblem, residual
 
@@ -50,11 +50,15 @@ def lse_operators(geometry: PointCloud) -> tuple[ShiftedLSE, ShiftedLSE]:
             lambda: geometry.reduced_bands(),
             lambda idx: geometry.reduced_rows(idx),
             geometry.split(),
+            band_cells=(geometry.block_size or default_block_size(m)) * m,
+            factors=geometry.reduced_factors(),
         )
         cols = ShiftedLSE(
             lambda: geometry.reduced_bands(True),
             lambda idx: geometry.reduced_rows(idx, True),
             geometry.split(True),
+            band_cells=(geometry.block_size or default_block_size(n)) * n,
+            factors=geometry.reduced_factors(True),
         )
     else:
         rows = ShiftedLSE(lambda: geometry.bands(), lambda idx: geometry.rows(idx))

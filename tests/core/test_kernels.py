@@ -159,6 +159,9 @@ def test_sinkhorn_eager_equals_compiled(make_clouds, monkeypatch, tau, mode, dev
         out[flag] = otkit.sinkhorn(x, y, a, b, tau_a=tau, tau_b=tau, tol=1e-7, mode=mode,
                                    block_size=6)
     assert kernels._compiled[("_sum_pass", x.device.type)] is not kernels._sum_pass
+    if mode == "online":  # a band of −x yᵀ is built inside the compiled pass (d ≤ 8)
+        fused = kernels._compiled[("_points_sum_pass", x.device.type)]
+        assert fused is not kernels._points_sum_pass
     eager, compiled = out["0"], out["always"]
     assert eager.n_iter == compiled.n_iter
     torch.testing.assert_close(compiled.f, eager.f, rtol=0, atol=1e-10)
