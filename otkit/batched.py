@@ -30,7 +30,7 @@ import torch
 
 from .backends import log_weight
 from .costs import Cost
-from .coupling import gumbel_max
+from .coupling import sample_rows
 from .epsilon import check_epsilon_arguments, epsilon_unit
 from .geometry import PointCloud
 from .kernels import batched_lse
@@ -176,7 +176,7 @@ class SinkhornBatchResult:
         ``[B, n]`` column indices (minibatch OT-FM's pairing: each x_ki meets y_k,j)."""
         log_plan = self._log_plan()
         batch, n, m = log_plan.shape
-        return gumbel_max(log_plan.reshape(batch * n, m), generator).reshape(batch, n)
+        return sample_rows(log_plan.reshape(batch * n, m), generator).reshape(batch, n)
 
 
 def sinkhorn_batch(

@@ -15,19 +15,25 @@ import torch
 
 from .geometry import PointCloud
 
-__all__ = ["CouplingMethods", "gumbel_max"]
+__all__ = ["CouplingMethods", "sample_rows"]
 
 
-def gumbel_max(logits: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+def sample_rows(logits: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """One draw per row of ``softmax(logits)``, ``logits: [k, m]`` → ``[k]`` column indices.
 
-    The Gumbel-max trick: ``argmax_j (logits_ij + G_ij)`` with G_ij iid standard Gumbel is a
-    sample from row i's softmax; ``logits`` may be off by a constant per row (an unnormalized
-    log-plan) and hold −inf for impossible columns.
+    Inverse transform sampling: with p_ij = exp(logits_ij − max_j logits_ij) and the row's
+    cumulative sums F_ij = Σ_{l ≤ j} p_il, the draw is the first j with F_ij > u_i F_im,
+    u_i ~ U[0, 1): one uniform per row (the Gumbel-max trick needs one per cell, and two
+    logarithms). ``logits`` may be off by a constant per row (an unnormalized log-plan) and
+    hold −inf for impossible columns, which are never drawn.
     """
-    u = torch.rand(logits.shape, dtype=logits.dtype, device=logits.device, generator=generator)
-    gumbel = -torch.log(-torch.log(u.clamp_min(torch.finfo(u.dtype).tiny)))
-    return (logits + gumbel).argmax(1)
+    weights = torch.exp(logits - logits.amax(1, keepdim=True))
+    cdf = weights.cumsum(1)
+    u = torch.rand(logits.shape[0], 1, dtype=cdf.dtype, device=cdf.device, generator=generator)
+    j = torch.searchsorted(cdf, u * cdf[:, -1:], right=True).squeeze(1)
+    # u · F_im may round up to F_im: step back to the last column with positive weight
+    last = logits.shape[1] - 1 - (weights > 0).flip(1).to(torch.uint8).argmax(1)
+    return torch.minimum(j, last)
 
 
 class CouplingMethods:
@@ -140,8 +146,8 @@ class CouplingMethods:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Draw ``k`` index pairs ``(i, j) ~ P / |P|`` without building P.
 
-        Rows are drawn from the row marginal, then a column from each row's conditional by
-        the Gumbel-max trick on the log-plan, a band of rows at a time. Returns two ``[k]``
+        Rows are drawn from the row marginal, then a column from each row's conditional
+        (:meth:`sample_columns`), a band of rows at a time. Returns two ``[k]``
         int64 tensors.
         """
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
@@ -155,9 +161,9 @@ class CouplingMethods:
     ) -> torch.Tensor:
         """For each row index ``rows: [k]``, one column ``j ~ P[i, :] / Σ_j P[i, j]``: ``[k]``.
 
-        The Gumbel-max trick on the log-plan (argmax_j log P_ij + G_ij with G_ij iid Gumbel
-        draws a column from row i's conditional), a band of rows at a time, so no more than
-        a ``[band, m]`` block is ever built. Passing every row once (``torch.arange(n)``)
+        Inverse transform sampling on each row of the plan (:func:`sample_rows`: one uniform
+        per row), a band of rows at a time, so no more than a ``[band, m]`` block is ever
+        built. Passing every row once (``torch.arange(n)``)
         pairs each source point with one target: no source point is repeated or missed, as
         they are when a flattened plan is sampled with replacement.
         """
@@ -174,7 +180,7 @@ class CouplingMethods:
         j = torch.empty(rows.shape[0], dtype=torch.long, device=device)
         band = max(1, 2**22 // m)
         for start in range(0, rows.shape[0], band):
-            j[start : start + band] = gumbel_max(self._log_plan_rows(rows[start : start + band]), generator)
+            j[start : start + band] = sample_rows(self._log_plan_rows(rows[start : start + band]), generator)
         return j
 
     def _check_vector(self, v: torch.Tensor, transpose: bool) -> torch.Tensor:

@@ -82,7 +82,7 @@ import torch.distributed as dist
 from ..backends import log_weight
 from ..backends.torch_native import ConvergenceBar, lse_operators
 from ..costs import Cost, get_cost
-from ..coupling import gumbel_max
+from ..coupling import sample_rows
 from ..epsilon import (
     annealed_epsilons,
     check_epsilon_arguments,
@@ -198,10 +198,9 @@ class ShardedSinkhornResult:
         """For every local row i, draw one column ``j ~ P_ij / Σ_j P_ij``; local, no communication.
 
         This is the pairing a flow-matching step needs: each source point on this rank is
-        matched to one target drawn from its conditional under the coupling. The Gumbel-max
-        trick draws it: ``argmax_j (log P_ij + G_ij)`` with G_ij iid standard Gumbel, where
-        ``log P_ij = const_i + log b_j + (g_j − C_ij)/ε`` (the row constant does not change
-        the argmax). Rows are processed a band at a time, so no more than a ``[band, m]``
+        matched to one target drawn from its conditional under the coupling, by inverse
+        transform sampling on ``log P_ij = const_i + log b_j + (g_j − C_ij)/ε`` (the row
+        constant cancels; :func:`otkit.coupling.sample_rows`). Rows are processed a band at a time, so no more than a ``[band, m]``
         block is ever built.
 
         Args:
@@ -221,7 +220,7 @@ class ShardedSinkhornResult:
         band = max(1, _SAMPLE_BAND_CELLS // m)
         for rows, cost in self.geometry.bands(block_size=band):
             # [band, m] log-plan up to row constants, which the argmax ignores
-            cols[rows] = gumbel_max(logits.unsqueeze(0) - cost / self.epsilon, generator)
+            cols[rows] = sample_rows(logits.unsqueeze(0) - cost / self.epsilon, generator)
         return torch.arange(n_r, device=device), cols
 
 

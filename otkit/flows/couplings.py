@@ -20,7 +20,7 @@ Each coupling here turns a batch ``(x0: [n, d], x1: [n, d])`` into n pairs:
   (:func:`otkit.semidiscrete`), a maximum inner product search instead of an n × n solve.
 
 Pairs come from the plan without building the n × n matrix: every source row i is used once,
-and its partner is drawn from row i's conditional P_ij / Σ_j P_ij by the Gumbel-max trick a
+and its partner is drawn from row i's conditional P_ij / Σ_j P_ij (inverse transform sampling) a
 band of rows at a time (:meth:`otkit.coupling.CouplingMethods.sample_columns`). Sampling the
 flattened plan with replacement would instead repeat some source points and miss others.
 """
