@@ -363,7 +363,7 @@ def sinkhorn(
             :mod:`otkit.differentiation`.
         progress: show a tqdm bar.
     """
-    if isinstance(x, torch.Tensor) and x.ndim == 3:
+    if all(isinstance(t, torch.Tensor) and t.ndim == 3 for t in (x, y)):  # a batch [B, n, d]
         return _solve_batch(
             x, y, a, b, cost=cost, epsilon=epsilon, relative_epsilon=relative_epsilon,
             rho_a=rho_a, rho_b=rho_b, tau_a=tau_a, tau_b=tau_b, tol=tol, max_iter=max_iter,
