@@ -4,7 +4,9 @@
   with sinusoidal time features;
 * :mod:`~otkit.nn.ode`: Euler, midpoint and Heun integrators at a given number of evaluations;
 * :mod:`~otkit.nn.hooks`: forward hooks that find modules, pool and record their activations
-  and rewrite their outputs.
+  and rewrite their outputs;
+* :mod:`~otkit.nn.surgery`: gradient surgery for a main and an auxiliary loss around any torch
+  optimizer (Bloop, with an EMA of main gradients; mixed, Dynamic Barrier, PCGrad).
 
 Import rule: ``otkit.nn`` imports only the engine (held by ``tests/project/test_layout.py``).
 """
@@ -20,6 +22,13 @@ from .hooks import (
     rewrite_outputs,
 )
 from .ode import EVALUATIONS_PER_STEP, SAMPLERS, integrate
+from .surgery import (
+    METHODS,
+    GradientSurgery,
+    SurgeryConfig,
+    SurgeryStep,
+    surgery_direction,
+)
 from .velocity import TimeEmbedding, VelocityConvNet, VelocityMLP, broadcast_times
 
 __all__ = [
@@ -38,4 +47,9 @@ __all__ = [
     "default_forward",
     "collect_activations",
     "rewrite_outputs",
+    "METHODS",
+    "SurgeryConfig",
+    "SurgeryStep",
+    "GradientSurgery",
+    "surgery_direction",
 ]
