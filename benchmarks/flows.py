@@ -2,7 +2,7 @@
 
 One training step of Sinkhorn flow matching (:mod:`otkit.flows`; Zhang, Mousavi-Hosseini,
 Klein and Cuturi 2025) draws n source and n target points, solves entropic OT between them
-and gives every source point one partner sampled from its row of the plan (Gumbel-max). This
+and gives every source point one partner sampled from its row of the plan (inverse transform sampling). This
 measures what that batch of pairs costs, for each n in ``--sizes``, on 2-D data
 (``Sampler("eight_gaussians")`` → ``Sampler("moons")``; with ``--dim d > 2``: N(0, I_d) →
 moons ⊕ 0.1·N(0, I_{d−2})), at one relative ε (``--rel-eps``, default 0.01):
@@ -24,7 +24,7 @@ moons ⊕ 0.1·N(0, I_{d−2})), at one relative ε (``--rel-eps``, default 0.01
 so that every Sinkhorn run does exactly that many iterations (the ConvergenceWarning is
 caught) and per-iteration costs compare fairly. No ε-scaling there (``epsilon_scaling=None``:
 ``sharded_sinkhorn`` has none) and no entropy pass (``track_entropy=False``). "solve" is
-the solver call (ε from std(C) included), "sample" the Gumbel-max pass (``sample_columns``
+the solver call (ε from std(C) included), "sample" the row-sampling pass (``sample_columns``
 or ``sample_pairs_shard``), s / iteration = solve s / iterations. This is exactly what
 ``SinkhornCoupling.pair`` does (solve, then ``sample_columns`` on every row), timed in two
 parts. **Default tol** (the second table, at ``--tol-sizes``): ``SinkhornCoupling``'s own

@@ -29,6 +29,7 @@ from torch import nn
 
 from ..nn.velocity import VelocityConvNet, VelocityMLP
 from ..semidiscrete.solver import semidiscrete
+from ..stats import mean_interval
 from ..validation import check_choice, check_count, renamed_keyword
 from .couplings import (
     Coupling,
@@ -45,7 +46,7 @@ from .training import FlowTrainingResult, train_flow
 __all__ = [
     "FLOW_BENCHMARKS", "FlowBenchmark", "flow_benchmark", "coupling_label", "evaluate_flow",
     "run_flow_study", "best_settings", "versus_independent", "sharpness_grid",
-    "semidiscrete_coupling",
+    "semidiscrete_coupling", "seed_values", "mean_over_seeds", "w2_noise_floor",
 ]
 
 FLOW_BENCHMARKS = ("moons", "checkerboard", "digits")
@@ -225,7 +226,7 @@ def run_flow_study(
 
     Returns:
         dict rows with ``benchmark, coupling, relative_epsilon, n, renormalized_entropy,
-        pairing_seconds, training_seconds, final_loss, nfe`` and the metrics.
+        pairing_seconds, training_seconds, final_loss, seed, nfe`` and the metrics.
     """
     if benchmark.name == "digits" and scorer is None:
         raise ValueError("the digits benchmark needs scorer= (otkit.flows.digits.train_digits_classifier())")
@@ -248,6 +249,7 @@ def run_flow_study(
             "pairing_seconds": result.pairing_seconds,
             "training_seconds": result.training_seconds,
             "final_loss": result.losses[-max(1, steps // 10):].mean().item(),
+            "seed": seed,
         }
         results[(common["coupling"], n)] = result
         for row in evaluate_flow(result, benchmark, nfes=nfes, num_samples=num_samples, scorer=scorer, seed=seed):
@@ -264,6 +266,59 @@ def best_settings(rows: Sequence[dict], metric: str) -> list[dict]:
         if row["nfe"] not in best or row[metric] < best[row["nfe"]][metric]:
             best[row["nfe"]] = row
     return [best[nfe] for nfe in sorted(best)]
+
+
+def seed_values(rows: Sequence[dict], metric: str, **setting) -> list[float]:
+    """``metric`` of the rows that match ``setting`` (e.g. ``coupling="exact", n=1024, nfe=1``),
+    one value per seed in increasing seed order: paired scores for :func:`otkit.stats.compare`.
+
+    Raises ValueError when nothing matches or when a seed appears twice (``setting`` does not
+    pin one run per seed)."""
+    matching = [r for r in rows if all(r.get(k) == v for k, v in setting.items())]
+    if not matching:
+        raise ValueError(f"no row matches {setting}")
+    seeds = [r.get("seed", 0) for r in matching]
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"{setting} matches several rows per seed; pin coupling, n, nfe (and benchmark)")
+    return [r[metric] for r in sorted(matching, key=lambda r: r.get("seed", 0))]
+
+
+def mean_over_seeds(rows: Sequence[dict], metric: str, level: float = 0.95) -> list[dict]:
+    """One row per (benchmark, coupling, n, NFE): the mean of ``metric`` over seeds with its
+    Student t interval (``{metric}_low``, ``{metric}_high``; equal to the mean for one seed),
+    the mean renormalized entropy and the number of seeds."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["benchmark"], r["coupling"], r["n"], r["nfe"]), []).append(r)
+    out = []
+    for (benchmark, coupling, n, nfe), group in groups.items():
+        values = [r[metric] for r in group]
+        if len(values) > 1:
+            interval = mean_interval(values, level)
+            low, high = interval.low, interval.high
+        else:
+            low = high = values[0]
+        out.append({
+            "benchmark": benchmark, "coupling": coupling, "n": n, "nfe": nfe,
+            "renormalized_entropy": sum(r["renormalized_entropy"] for r in group) / len(group),
+            metric: sum(values) / len(values), f"{metric}_low": low, f"{metric}_high": high,
+            "seeds": len(values),
+        })
+    return out
+
+
+def w2_noise_floor(
+    benchmark: FlowBenchmark, num_samples: int = 1000, *, draws: int = 5, seed: int = 0
+) -> list[float]:
+    """W2 of ``draws`` fresh samples of the *target law itself* (``num_samples`` points each)
+    to the benchmark's reference: what a perfect sampler scores. W2 gaps between flows smaller
+    than the spread of these values are sampling noise, not findings."""
+    if benchmark.name == "digits":
+        raise ValueError("the W2 noise floor is for 2-D benchmarks (digits are scored by Fréchet)")
+    gen = torch.Generator().manual_seed(30_000 + seed)
+    check_count("draws", draws)
+    return [wasserstein2(benchmark.target(check_count("num_samples", num_samples), gen),
+                         benchmark.reference) for _ in range(draws)]
 
 
 def versus_independent(rows: Sequence[dict], metric: str) -> list[dict]:

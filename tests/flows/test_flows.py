@@ -26,11 +26,15 @@ from otkit.flows import (
     make_coupling,
     train_flow,
 )
+from otkit.flows.metrics import wasserstein2
 from otkit.flows.study import (
     best_settings,
     flow_benchmark,
+    mean_over_seeds,
     run_flow_study,
+    seed_values,
     versus_independent,
+    w2_noise_floor,
 )
 
 pytestmark = pytest.mark.usefixtures("eager_one_thread")
@@ -335,6 +339,37 @@ def test_flow_study_rows_and_summaries():
         run_flow_study(flow_benchmark("digits"), ["exact"], [256], steps=1)
     with pytest.raises(ValueError, match="name must be one of"):
         flow_benchmark("cifar")
+
+
+def test_seed_summaries_pair_runs_by_seed_and_match_a_t_interval():
+    from scipy import stats
+
+    rows = [{"benchmark": "moons", "coupling": c, "n": 64, "nfe": 1, "seed": s, "w2": w,
+             "renormalized_entropy": h}
+            for c, h, ws in (("exact", 0.0, [0.3, 0.2, 0.25]), ("independent", 1.0, [0.5, 0.6, 0.4]))
+            for s, w in zip([2, 0, 1], ws)]
+    assert seed_values(rows, "w2", coupling="exact", nfe=1) == [0.2, 0.25, 0.3]  # seeds 0, 1, 2
+    with pytest.raises(ValueError, match="several rows per seed"):
+        seed_values(rows, "w2", nfe=1)
+    with pytest.raises(ValueError, match="no row matches"):
+        seed_values(rows, "w2", coupling="sinkhorn")
+    (exact,) = [r for r in mean_over_seeds(rows, "w2") if r["coupling"] == "exact"]
+    low, high = stats.t.interval(0.95, 2, loc=0.25, scale=stats.sem([0.3, 0.2, 0.25]))
+    assert exact["w2"] == pytest.approx(0.25) and exact["seeds"] == 3
+    assert (exact["w2_low"], exact["w2_high"]) == pytest.approx((low, high))
+
+
+def test_noise_floor_is_a_perfect_samplers_score():
+    bench = flow_benchmark("moons", reference_size=300)
+    floor = w2_noise_floor(bench, 300, draws=3)
+    assert len(floor) == 3 and len(set(floor)) == 3 and all(f > 0 for f in floor)
+    # the source law (8 Gaussians) is far from moons; fresh moons are not
+    source_w2 = wasserstein2(bench.source(300, torch.Generator().manual_seed(0)), bench.reference)
+    assert max(floor) < 0.25 * source_w2
+    # more points, closer to the reference's own sampling error (W2 falls with the sample size)
+    assert np.mean(w2_noise_floor(bench, 1200, draws=3)) < np.mean(floor)
+    with pytest.raises(ValueError, match="digits"):
+        w2_noise_floor(flow_benchmark("digits"), 100)
 
 
 # ----------------------------------------------------------------------------- SD-FM

@@ -78,6 +78,8 @@ def test_notebook_runs_and_reproduces_its_claims(notebook, notebook_runs):
         value = record.metrics[name]
         if "equals" in ref and value != ref["equals"]:
             problems.append(f"{name} = {value!r}, expected {ref['equals']!r}")
+        if "one_of" in ref and value not in ref["one_of"]:
+            problems.append(f"{name} = {value!r}, expected one of {ref['one_of']!r}")
         if "min" in ref and not value >= ref["min"]:
             problems.append(f"{name} = {value!r} < {ref['min']}")
         if "max" in ref and not value <= ref["max"]:
