@@ -114,6 +114,9 @@ def semidiscrete_coupling(
     batch_size: int = 256,
     optimizer: str = "sgd",
     lr: float = 0.02,
+    ema: float = 0.99,
+    tol: float | None = None,
+    chi2_batches: int = 4,
     seed: int = 0,
     progress: bool = False,
     num_iterations: int | None = None,
@@ -121,8 +124,10 @@ def semidiscrete_coupling(
     """Fit the semidiscrete potential from the benchmark's source to its finite target set and
     return the SD-FM coupling (the fit is ``coupling.fit``, its χ² history included).
 
-    ``steps`` SGD steps of :func:`~otkit.semidiscrete.semidiscrete` (χ² checked every
-    ``steps // 10``), its source drawn from ``seed``. ``num_iterations``: the old name of
+    At most ``steps`` SGD steps of :func:`~otkit.semidiscrete.semidiscrete` (χ² of the EMA
+    potential checked every ``steps // 10`` on ``chi2_batches`` batches; with ``tol`` it stops
+    once that estimate reaches ``tol``), its source drawn from ``seed``. Re-estimate the χ² of
+    the result on fresh batches (``coupling.fit.chi2_error``): a stopping value is biased low. ``num_iterations``: the old name of
     ``steps``, still accepted (keyword only) with a ``DeprecationWarning``.
     """
     steps = renamed_keyword(
@@ -134,7 +139,8 @@ def semidiscrete_coupling(
         )
     fit = semidiscrete(
         benchmark.source, benchmark.target.data, epsilon=epsilon, steps=steps,
-        batch_size=batch_size, optimizer=optimizer, lr=lr, generator=seed, progress=progress,
+        batch_size=batch_size, optimizer=optimizer, lr=lr, ema=ema, tol=tol,
+        chi2_batches=chi2_batches, generator=seed, progress=progress,
         check_every=max(1, steps // 10),
     )
     return SemidiscreteCoupling(fit)

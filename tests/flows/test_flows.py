@@ -411,6 +411,18 @@ def test_semidiscrete_study_needs_a_finite_target():
     assert [r["coupling"] for r in rows] == ["independent", "semidiscrete"]
 
 
+def test_semidiscrete_coupling_trains_to_a_chi_square_tolerance():
+    from otkit.flows.study import semidiscrete_coupling
+
+    bench = flow_benchmark("moons", train_size=32, reference_size=100)
+    coupling = semidiscrete_coupling(bench, steps=20_000, lr=0.05, ema=0.99, tol=0.1, chi2_batches=8)
+    assert coupling.fit.converged and coupling.fit.n_iter < 20_000  # stopped at the tolerance
+    fresh = coupling.fit.chi2_error(bench.source, num_batches=32, generator=torch.Generator().manual_seed(1))
+    assert fresh < 0.2  # an independent estimate agrees that the cell masses are close to 1/N
+    with pytest.raises(ValueError, match="ema"):
+        semidiscrete_coupling(bench, steps=10, ema=1.0)
+
+
 def test_default_sinkhorn_pairs_use_every_source_once_and_record_the_target_error():
     # Sinkhorn ends on an f-update: the plan's rows are exact and its columns carry the error,
     # so sources are used exactly once and the targets' weights are off by about tol.
