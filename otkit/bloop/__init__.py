@@ -28,6 +28,7 @@ from .study import (
     quadratic_study,
     quadratic_toy,
     rho_sweep,
+    summarize_comparison,
     train_digits,
     train_quadratic,
 )
@@ -36,5 +37,6 @@ __all__ = [
     "METHODS", "GradientSurgery", "SurgeryConfig", "surgery_direction", "PAPER_RHO", "TOY_LAMS",
     "DIGITS_LAMS", "QuadraticToy", "quadratic_toy", "train_quadratic", "quadratic_study",
     "lipschitz_mlp", "lipschitz_loss", "train_digits", "digits_study", "rho_sweep",
-    "pareto_front", "main_at_aux", "equal_aux_comparison", "mean_front",
+    "pareto_front", "main_at_aux", "equal_aux_comparison", "summarize_comparison",
+    "mean_front",
 ]

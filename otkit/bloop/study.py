@@ -42,7 +42,8 @@ from ..validation import check_choice, check_count, check_positive
 __all__ = [
     "PAPER_RHO", "TOY_LAMS", "DIGITS_LAMS", "QuadraticToy", "quadratic_toy", "train_quadratic",
     "quadratic_study", "lipschitz_mlp", "lipschitz_loss", "train_digits", "digits_study",
-    "rho_sweep", "pareto_front", "main_at_aux", "equal_aux_comparison", "mean_front",
+    "rho_sweep", "pareto_front", "main_at_aux", "equal_aux_comparison", "summarize_comparison",
+    "mean_front",
 ]
 
 #: ρ of each method in the paper's comparisons: an EMA for Bloop, none for the baselines.
@@ -321,9 +322,11 @@ def _bracket(points: Sequence[tuple[float, float]], aux: float) -> tuple[float, 
 
 
 def equal_aux_comparison(rows: Sequence[dict], method: str = "bloop", baseline: str = "mixed",
-                         *, key: str = "lam", level: float = 0.95) -> list[dict]:
+                         *, key: str = "lam", score: str = "main",
+                         level: float = 0.95) -> list[dict]:
     """``method`` against ``baseline`` at equal auxiliary loss, one row per value of ``key``
-    (λ, or ρ for a ρ sweep) among ``method``'s rows.
+    (λ, or ρ for a ρ sweep) among ``method``'s rows. ``score`` names the loss read on the
+    fronts: ``"main"`` (the training loss), or ``"test_main"`` for the digits' test loss.
 
     For each seed, the main loss of ``method`` is set against the main loss that the
     baseline's front of the same seed reaches at the same auxiliary loss (:func:`main_at_aux`;
@@ -352,14 +355,14 @@ def equal_aux_comparison(rows: Sequence[dict], method: str = "bloop", baseline: 
     for value in sorted({r[key] for r in mine}):
         ours, theirs, auxes, brackets, dominated, dominates = [], [], [], [], 0, 0
         for r in (r for r in mine if r[key] == value):
-            points = [(b["aux"], b["main"]) for b in rows
+            points = [(b["aux"], b[score]) for b in rows
                       if b["method"] == baseline and b["seed"] == r["seed"]]
-            dominated += any(a <= r["aux"] and m <= r["main"] for a, m in points)
-            dominates += any(r["aux"] <= a and r["main"] <= m and (r["aux"], r["main"]) != (a, m)
+            dominated += any(a <= r["aux"] and m <= r[score] for a, m in points)
+            dominates += any(r["aux"] <= a and r[score] <= m and (r["aux"], r[score]) != (a, m)
                              for a, m in points)
             other = main_at_aux(points, r["aux"]) if points else math.nan
             if math.isfinite(other):
-                ours.append(math.log10(r["main"]))
+                ours.append(math.log10(r[score]))
                 theirs.append(math.log10(other))
                 auxes.append(r["aux"])
                 brackets.append(_bracket(points, r["aux"]))
@@ -376,6 +379,26 @@ def equal_aux_comparison(rows: Sequence[dict], method: str = "bloop", baseline: 
             row["log10_difference"] = (result.difference.low, result.difference.high)
         out.append(row)
     return out
+
+
+def summarize_comparison(comparison: Sequence[dict], key: str = "lam") -> dict:
+    """The verdicts of :func:`equal_aux_comparison` counted: ``lower``, ``higher``, ``tie``
+    (values of ``key`` with each verdict) and ``incomparable`` (fewer than 2 seeds inside the
+    baseline's front); ``ratio_max`` and ``at_max``: the largest ratio among the comparable
+    values and where it is; ``dominated`` and ``dominates``: the dominance counts summed over
+    values and seeds."""
+    comparable = [c for c in comparison if c["verdict"] is not None]
+    best = max(comparable, key=lambda c: c["ratio"], default=None)
+    return {
+        "lower": sum(c["verdict"] == "lower" for c in comparison),
+        "higher": sum(c["verdict"] == "higher" for c in comparison),
+        "tie": sum(c["verdict"] == "tie" for c in comparison),
+        "incomparable": sum(c["verdict"] is None for c in comparison),
+        "ratio_max": best["ratio"] if best else math.nan,
+        "at_max": best[key] if best else None,
+        "dominated": sum(c["dominated"] for c in comparison),
+        "dominates": sum(c["dominates"] for c in comparison),
+    }
 
 
 def mean_front(rows: Sequence[dict], method: str, *, rho: float | None = None,

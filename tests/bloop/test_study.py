@@ -19,6 +19,7 @@ from otkit.bloop.study import (
     quadratic_study,
     quadratic_toy,
     rho_sweep,
+    summarize_comparison,
     train_digits,
     train_quadratic,
 )
@@ -119,6 +120,14 @@ def test_equal_aux_comparison_verdicts():
     assert out[2.0]["verdict"] == "tie"
     assert out[3.0]["verdict"] == "higher" and out[3.0]["dominated"] == 3
     assert out[4.0]["seeds"] == 0 and out[4.0]["verdict"] is None and math.isnan(out[4.0]["ratio"])
+    summary = summarize_comparison(list(out.values()))
+    assert (summary["lower"], summary["higher"], summary["tie"], summary["incomparable"]) == (1, 1, 1, 1)
+    assert summary["at_max"] == 1.0 and summary["dominated"] == 3 and summary["dominates"] == 1
+    # another score read on the same fronts: the test loss
+    for r in rows:
+        r["test_main"] = 2 * r["main"] if r["method"] == "bloop" else r["main"]
+    tested = equal_aux_comparison(rows, "bloop", "mixed", score="test_main")
+    assert tested[0]["ratio"] == pytest.approx(out[1.0]["ratio"] / 2)
     front = mean_front(rows, "bloop")
     assert [f["lam"] for f in front] == [1.0, 2.0, 3.0, 4.0] and front[2]["main"] == pytest.approx(2.0)
 
