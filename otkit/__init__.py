@@ -2,8 +2,9 @@
 
 The engine, which knows no paper: :func:`sinkhorn` (entropic OT with torch, GeomLoss and POT
 backends), :func:`emd` (exact OT), costs in :mod:`otkit.costs`, ε conventions in
-:mod:`otkit.epsilon`, entropic maps in :mod:`otkit.maps` and Gaussian closed forms in
-:mod:`otkit.gaussian`; sharded Sinkhorn in :mod:`otkit.distributed`.
+:mod:`otkit.epsilon`, entropic maps in :mod:`otkit.maps`, the Sinkhorn divergence and its
+debiased map in :mod:`otkit.divergence` and Gaussian closed forms in :mod:`otkit.gaussian`;
+sharded Sinkhorn in :mod:`otkit.distributed`.
 Shared building blocks: :mod:`otkit.nn` (networks, ODE integrators, hooks) and
 :mod:`otkit.data` (toys, digits, ground-truth maps). One package per paper:
 :mod:`otkit.progot`, :mod:`otkit.flows`, :mod:`otkit.semidiscrete`, :mod:`otkit.conformal`,
@@ -18,6 +19,7 @@ from . import _moved, costs, gaussian
 from .batched import SinkhornBatchResult
 from .conformal import OTCP
 from .costs import Cost, Dot, Euclidean, SqEuclidean, TranslationInvariantCost
+from .divergence import SinkhornDivergenceResult, sinkhorn_divergence
 from .exact import EMDResult, emd
 from .lowrank import LowRankResult, lowrank
 from .progot import ProgOTResult, progot
@@ -33,6 +35,8 @@ __all__ = [
     "SinkhornResult",
     "SinkhornBatchResult",
     "ConvergenceWarning",
+    "sinkhorn_divergence",
+    "SinkhornDivergenceResult",
     "emd",
     "EMDResult",
     "progot",

@@ -33,3 +33,21 @@ def test_every_solver_ends_at_the_same_epsilon_and_near_exact_ot():
         assert -1e-9 <= s.cost_gap < 0.05, s
     with pytest.raises(ValueError, match="relative_epsilon"):
         compare_coupling_solvers(x, y, relative_epsilon=0.0)
+
+
+def test_map_study_scores_the_debiased_map_with_its_own_oracle():
+    from otkit.data import ground_truth_map
+    from otkit.progot.study import compare_map_estimators, oracle_best
+
+    problem = ground_truth_map("gaussian", 2, seed=0)
+    scores = compare_map_estimators(problem, 200, n_test=200, num_steps=(), epsilon_modes=(),
+                                    entropic_grid=(0.05, 0.5), debiased_grid=(0.05, 0.5))
+    assert [s.method for s in scores] == ["entropic"] * 2 + ["debiased"] * 2
+    (best,) = oracle_best(scores, "debiased")
+    assert best.setting == "debiased best rel_eps (oracle)"
+    assert best.error == min(s.error for s in scores if s.method == "debiased")
+    # a large ε shrinks the entropic map towards the target's mean; debiasing undoes most of it
+    big = {s.method: s.error for s in scores if s.relative_epsilon == 0.5}
+    assert big["debiased"] < big["entropic"]
+    with pytest.raises(ValueError, match="method"):
+        oracle_best(scores, "progot")

@@ -15,8 +15,8 @@ OTKIT = Path(__file__).resolve().parents[2] / "otkit"
 
 #: The engine: solvers, costs, maps and checks that every paper builds on.
 ENGINE = {
-    "backends", "batched", "costs", "coupling", "differentiation", "distributed", "epsilon",
-    "exact", "gaussian", "geometry", "kernels", "maps", "sinkhorn", "validation",
+    "backends", "batched", "costs", "coupling", "differentiation", "distributed", "divergence",
+    "epsilon", "exact", "gaussian", "geometry", "kernels", "maps", "sinkhorn", "validation",
 }
 #: Shared building blocks: may import the engine only.
 SHARED = {"nn", "data", "stats"}
