@@ -10,11 +10,14 @@
 * :class:`LowRankExplorer` (``widgets.lowrank``): low-rank (unbalanced) OT's rank and
   KL penalty ρ on a toy with outliers; its computation is :func:`compute_lowrank`, returning a
   :class:`LowRankState`.
+* :class:`BloopExplorer` (``widgets.bloop``): λ and Bloop's EMA speed ρ on the fronts of the
+  quadratic toy; its computation is :func:`compute_bloop`, returning a :class:`BloopState`.
 
 Each widget's computation is a plain function that tests call without a browser.
 """
 
 from .base import InteractiveFigure
+from .bloop import BloopExplorer, BloopState, compute_bloop
 from .conformal import ConformalExplorer, ConformalState, compute_conformal
 from .elastic import ElasticExplorer, ElasticState, compute_elastic
 from .flows import SharpnessExplorer, SharpnessState, compute_sharpness
@@ -38,4 +41,5 @@ __all__ = [
     "laguerre_cells",
     "SteeringExplorer", "SteeringState", "compute_steering",
     "ElasticExplorer", "ElasticState", "compute_elastic",
+    "BloopExplorer", "BloopState", "compute_bloop",
 ]
