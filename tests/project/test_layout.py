@@ -30,6 +30,8 @@ PAPERS = {
     "elastic": set(),
     "lowrank": set(),
     "bloop": set(),
+    "amips": {"semidiscrete"},  # amortized semidiscrete assignments are a MIPS
+    "reflow": {"flows"},  # ReFlow retrains otkit.flows models on teacher pairs
 }
 #: Infrastructure: batch runs of notebooks; imports the engine at most.
 INFRASTRUCTURE = {"runs"}
