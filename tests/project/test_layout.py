@@ -32,6 +32,7 @@ PAPERS = {
     "bloop": set(),
     "amips": {"semidiscrete"},  # amortized semidiscrete assignments are a MIPS
     "reflow": {"flows"},  # ReFlow retrains otkit.flows models on teacher pairs
+    "truth": {"steering"},  # probes read activations through the steering hooks
 }
 #: Infrastructure: batch runs of notebooks; imports the engine at most.
 INFRASTRUCTURE = {"runs"}
