@@ -27,9 +27,11 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..nn.ode import integrate
-from ..validation import check_count, check_positive, check_probability
+from ..validation import check_choice, check_count, check_positive, check_probability
 from .couplings import Coupling, make_coupling
 from .distributions import Distribution
+from .time_samplers import make_time_sampler
+from .weighting import LOSS_WEIGHTINGS, weighted_flow_matching_loss
 
 __all__ = ["flow_matching_loss", "train_flow", "FlowTrainingResult"]
 
@@ -135,6 +137,8 @@ def train_flow(
     ema: float = 0.999,
     seed: int = 0,
     progress: bool = False,
+    time_sampler=None,
+    loss_weighting: str = "none",
 ) -> FlowTrainingResult:
     """Fit ``model`` by flow matching on pairs from ``coupling`` (module docstring).
 
@@ -155,6 +159,11 @@ def train_flow(
         seed: seeds the data draws, the pairing, the times t and the shuffles (not the
             model's initialization: seed torch before building the model).
         progress: show a tqdm bar.
+        time_sampler: the law of t (:func:`otkit.flows.time_samplers.make_time_sampler`):
+            ``None`` (U[0, 1], drawn as always), ``"uniform"``, ``"noise"`` (Simple ReFlow's
+            density ∝ 10^(1 − t)) or a sampler.
+        loss_weighting: ``"none"`` (the mean) or ``"normalized"`` (Simple ReFlow's
+            w = 1/sg[loss]; :mod:`otkit.flows.weighting`).
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -173,6 +182,8 @@ def train_flow(
     if ema == 1.0:
         raise ValueError("ema must lie in [0, 1): a decay of 1 never updates the average")
     check_count("seed", seed, minimum=0)
+    time_rule = make_time_sampler(time_sampler)
+    check_choice("loss_weighting", loss_weighting, LOSS_WEIGHTINGS)
 
     param = next(model.parameters())
     device, dtype = param.device, param.dtype
@@ -201,8 +212,11 @@ def train_flow(
             pool_source, pool_target = pairing.source[order], pairing.target[order]
         b0 = pool_source[k * batch_size : (k + 1) * batch_size]
         b1 = pool_target[k * batch_size : (k + 1) * batch_size]
-        t = torch.rand(b0.shape[0], generator=cpu_gen, dtype=dtype).to(device)
-        loss = flow_matching_loss(model, b0, b1, t)
+        t = time_rule(b0.shape[0], cpu_gen, dtype).to(device)
+        if loss_weighting == "none":
+            loss = flow_matching_loss(model, b0, b1, t)
+        else:
+            loss = weighted_flow_matching_loss(model, b0, b1, t, weighting=loss_weighting)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
