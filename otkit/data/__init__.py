@@ -5,7 +5,9 @@ the bundled multi-output regression CSVs sit in ``otkit/data/multioutput/``.
 
 * :mod:`~otkit.data.samplers`: 2-D toys (moons, checkerboard, eight Gaussians, half annulus),
   Gaussian mixtures in any dimension, pairs with outliers or partial overlap, digits;
-* :mod:`~otkit.data.ground_truth`: source laws with their exact Brenier maps.
+* :mod:`~otkit.data.ground_truth`: source laws with their exact Brenier maps;
+* :mod:`~otkit.data.tasks`: generated multi-task token data (prompt → answer) for small
+  language models.
 """
 
 from .ground_truth import (
@@ -30,6 +32,7 @@ from .samplers import (
     tissue_slices,
     two_clouds,
 )
+from .tasks import TASKS, TaskData, TaskSpec, Vocabulary, make_tasks
 
 __all__ = [
     "gaussian_mixture",
@@ -50,4 +53,9 @@ __all__ = [
     "ground_truth_map",
     "map_error",
     "GROUND_TRUTH_MAPS",
+    "TASKS",
+    "TaskSpec",
+    "TaskData",
+    "Vocabulary",
+    "make_tasks",
 ]

@@ -6,7 +6,10 @@
 * :mod:`~otkit.nn.hooks`: forward hooks that find modules, pool and record their activations
   and rewrite their outputs;
 * :mod:`~otkit.nn.surgery`: gradient surgery for a main and an auxiliary loss around any torch
-  optimizer (Bloop, with an EMA of main gradients; mixed, Dynamic Barrier, PCGrad).
+  optimizer (Bloop, with an EMA of main gradients; mixed, Dynamic Barrier, PCGrad);
+* :mod:`~otkit.nn.transformer`: a small decoder-only transformer (GPT-2's layout) with hooks
+  on every block and per-module parameter groups;
+* :mod:`~otkit.nn.trainer`: an AdamW trainer (warmup + cosine, gradient clipping, progress bar).
 
 Import rule: ``otkit.nn`` imports only the engine (held by ``tests/project/test_layout.py``).
 """
@@ -28,6 +31,14 @@ from .surgery import (
     SurgeryConfig,
     SurgeryStep,
     surgery_direction,
+)
+from .trainer import IGNORE, TrainerConfig, TrainResult, train, warmup_cosine
+from .transformer import (
+    PARAM_GROUPS,
+    Transformer,
+    TransformerConfig,
+    param_groups,
+    residual_stream,
 )
 from .velocity import TimeEmbedding, VelocityConvNet, VelocityMLP, broadcast_times
 
@@ -52,4 +63,14 @@ __all__ = [
     "SurgeryStep",
     "GradientSurgery",
     "surgery_direction",
+    "TransformerConfig",
+    "Transformer",
+    "residual_stream",
+    "param_groups",
+    "PARAM_GROUPS",
+    "TrainerConfig",
+    "TrainResult",
+    "train",
+    "warmup_cosine",
+    "IGNORE",
 ]
