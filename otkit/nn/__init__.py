@@ -9,7 +9,8 @@
   optimizer (Bloop, with an EMA of main gradients; mixed, Dynamic Barrier, PCGrad);
 * :mod:`~otkit.nn.transformer`: a small decoder-only transformer (GPT-2's layout) with hooks
   on every block and per-module parameter groups;
-* :mod:`~otkit.nn.trainer`: an AdamW trainer (warmup + cosine, gradient clipping, progress bar).
+* :mod:`~otkit.nn.trainer`: an AdamW trainer (warmup + cosine, gradient clipping, progress bar);
+* :mod:`~otkit.nn.icnn`: input-convex networks (non-negative hidden weights, input re-injection).
 
 Import rule: ``otkit.nn`` imports only the engine (held by ``tests/project/test_layout.py``).
 """
@@ -24,6 +25,7 @@ from .hooks import (
     pool,
     rewrite_outputs,
 )
+from .icnn import ICNN, icnn_parameter_count
 from .ode import EVALUATIONS_PER_STEP, SAMPLERS, integrate
 from .surgery import (
     METHODS,
@@ -73,4 +75,6 @@ __all__ = [
     "train",
     "warmup_cosine",
     "IGNORE",
+    "ICNN",
+    "icnn_parameter_count",
 ]
