@@ -15,6 +15,12 @@ pairs, the improved sampler and guidance. :mod:`~otkit.reflow.study` runs the ab
 8 Gaussians → moons and compares ReFlow with Sinkhorn OT-FM and SD-FM at equal SGD budget.
 """
 
-from .pairs import TeacherPairs, backward_pairs, forward_pairs, reverse_velocity, teacher_pairs
+from .pairs import (
+    TeacherPairs,
+    backward_pairs,
+    forward_pairs,
+    reverse_velocity,
+    teacher_pairs,
+)
 
 __all__ = ["TeacherPairs", "backward_pairs", "forward_pairs", "reverse_velocity", "teacher_pairs"]
