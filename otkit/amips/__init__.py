@@ -13,7 +13,8 @@ A network trained on exact targets predicts k*(q) in one forward pass:
 * :mod:`~otkit.amips.search`: exact MIPS, match rate / MRR / recall@k, a minimal IVF index
   (k-means cells, nprobe), and the semidiscrete assignment as a MIPS over augmented keys;
 * :mod:`~otkit.amips.data`: keys from anisotropic clusters, queries from a shifted law;
-* :mod:`~otkit.amips.study`: the experiments of notebook 10.
+* :mod:`~otkit.amips.study`: the experiments of notebook 10 (variants over seeds, the claims
+  read by :func:`otkit.stats.compare`, IVF recall against total FLOPs).
 
 The input-convex network itself is a shared block, :class:`otkit.nn.ICNN`.
 """
