@@ -40,11 +40,11 @@ from .search import (
     nearest_key,
     retrieval_metrics,
 )
-from .train import FitResult, amips_loss, fit
+from .train import FitResult, amips_loss, fit, targets
 
 __all__ = [
     "ICNN", "MipsProblem", "cluster_problem", "MODELS", "Homogenize", "KeyNet", "SupportNet",
     "parameter_count", "width_for_budget", "IVFIndex", "RetrievalMetrics", "augmented_keys",
     "augmented_queries", "key_ranks", "kmeans", "mips", "nearest_key", "retrieval_metrics",
-    "FitResult", "amips_loss", "fit",
+    "FitResult", "amips_loss", "fit", "targets",
 ]

@@ -11,6 +11,10 @@ where (s_θ, k̂_θ) = (f_θ, ∇f_θ) for a :class:`~otkit.amips.models.Support
 (⟨q, k̂_θ(q)⟩, k̂_θ) for a :class:`~otkit.amips.models.KeyNet` (the Euler score). The paper's
 weights are w_s = 0.01, w_k = 1; w_s = 0 drops the score term. The learning rate follows a
 cosine decay to 0; ``"clip"`` ICNN weights are projected after every step.
+
+Soft targets (``epsilon`` > 0, the widget's sharpness knob): the smoothed support function
+h_ε(q) = ε log Σ_j exp(⟨q, k_j⟩/ε) replaces h_K, and its gradient, the softmax average
+Σ_j π_j(q) k_j with π ∝ exp(⟨q, k_j⟩/ε), replaces k*; ε → 0 gives the hard targets back.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from torch import nn
 from ..validation import check_count, check_generator, check_positive
 from .search import mips
 
-__all__ = ["FitResult", "fit", "amips_loss"]
+__all__ = ["FitResult", "fit", "amips_loss", "targets"]
 
 Sampler = Callable[[int, torch.Generator], torch.Tensor]
 
@@ -40,16 +44,27 @@ class FitResult:
     steps: int
 
 
+def targets(q: torch.Tensor, keys: torch.Tensor, epsilon: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """(score ``[B]``, key ``[B, d]``) targets of ``q: [B, d]``: (⟨q, k*⟩, k*) at ε = 0 (exact
+    blockwise MIPS), (h_ε(q), ∇h_ε(q)) at ε > 0 (dense softmax over the m keys)."""
+    if epsilon < 0 or not math.isfinite(epsilon):
+        raise ValueError(f"epsilon must be >= 0, got {epsilon}")
+    if epsilon == 0:
+        k_star = keys[mips(q, keys)]
+        return (q * k_star).sum(1), k_star
+    logits = q @ keys.T / epsilon
+    return epsilon * torch.logsumexp(logits, 1), torch.softmax(logits, 1) @ keys
+
+
 def amips_loss(
-    model: nn.Module, q: torch.Tensor, keys: torch.Tensor, target: torch.Tensor, *,
+    model: nn.Module, q: torch.Tensor, score_target: torch.Tensor, key_target: torch.Tensor, *,
     w_s: float = 0.01, w_k: float = 1.0,
 ) -> torch.Tensor:
-    """The loss above on one batch ``q: [B, d]`` with true key indices ``target: [B]``."""
-    k_star = keys[target]
+    """The loss above on one batch ``q: [B, d]`` with targets ``[B]`` and ``[B, d]``."""
     score, key = model(q, create_graph=True)
-    loss = w_k * ((key - k_star) ** 2).sum(1).mean()
+    loss = w_k * ((key - key_target) ** 2).sum(1).mean()
     if w_s > 0:
-        loss = loss + w_s * ((score - (q * k_star).sum(1)) ** 2).mean()
+        loss = loss + w_s * ((score - score_target) ** 2).mean()
     return loss
 
 
@@ -63,15 +78,19 @@ def fit(
     lr: float = 1e-3,
     w_s: float = 0.01,
     w_k: float = 1.0,
+    epsilon: float = 0.0,
     generator: torch.Generator | None = None,
 ) -> FitResult:
-    """Train ``model`` in place on queries from ``sampler(n, generator) -> [n, d]``."""
+    """Train ``model`` in place on queries from ``sampler(n, generator) -> [n, d]`` (hard
+    targets, or soft ones at ``epsilon`` > 0)."""
     steps = check_count("steps", steps)
     batch_size = check_count("batch_size", batch_size)
     lr = check_positive("lr", lr)
     if w_s < 0 or not math.isfinite(w_s):
         raise ValueError(f"w_s must be >= 0, got {w_s}")
     w_k = check_positive("w_k", w_k)
+    if epsilon < 0 or not math.isfinite(epsilon):
+        raise ValueError(f"epsilon must be >= 0, got {epsilon}")
     if keys.ndim != 2 or keys.shape[1] != model.dim:
         raise ValueError(f"keys must have shape [m, {model.dim}], got {tuple(keys.shape)}")
     generator = check_generator(generator) if generator is not None else torch.Generator().manual_seed(0)
@@ -83,8 +102,8 @@ def fit(
     for step in range(steps):
         q = sampler(batch_size, generator).to(keys)
         with torch.no_grad():
-            target = mips(q, keys)
-        loss = amips_loss(model, q, keys, target, w_s=w_s, w_k=w_k)
+            score_target, key_target = targets(q, keys, epsilon)
+        loss = amips_loss(model, q, score_target, key_target, w_s=w_s, w_k=w_k)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -124,3 +124,24 @@ def test_trained_supportnet_gradient_is_the_argmax_key():
     assert ((key - keys[nearest]).norm(dim=1)[inside] < 0.1).float().mean() > 0.9
     support = 2 * q.norm(dim=1) * torch.cos(theta - angles[nearest])
     assert (net.score(q) - support).abs().median() < 0.05
+
+
+def test_soft_targets_are_the_smoothed_support_function():
+    """h_ε(q) = ε LSE(⟨q, k⟩/ε) and its gradient (autograd of the closed form) = softmax keys;
+    ε → 0 gives the hard targets."""
+    from otkit.amips import targets
+
+    g = torch.Generator().manual_seed(0)
+    keys = torch.randn(50, 3, generator=g, dtype=torch.float64)
+    q = torch.randn(20, 3, generator=g, dtype=torch.float64).requires_grad_(True)
+    score, key = targets(q.detach(), keys, 0.3)
+    h = 0.3 * torch.logsumexp(q @ keys.T / 0.3, 1)
+    (grad,) = torch.autograd.grad(h.sum(), q)
+    torch.testing.assert_close(score, h.detach())
+    torch.testing.assert_close(key, grad)
+    hard_score, hard_key = targets(q.detach(), keys, 0.0)
+    soft_score, soft_key = targets(q.detach(), keys, 1e-4)
+    torch.testing.assert_close(soft_key, hard_key, atol=1e-3, rtol=0)
+    torch.testing.assert_close(hard_score, (q.detach() @ keys.T).max(1).values)
+    with pytest.raises(ValueError, match="epsilon"):
+        targets(q.detach(), keys, -1.0)
