@@ -16,6 +16,7 @@
 Each widget's computation is a plain function that tests call without a browser.
 """
 
+from .amips import AmipsExplorer, AmipsState, compute_amips
 from .base import InteractiveFigure
 from .bloop import BloopExplorer, BloopState, compute_bloop
 from .conformal import ConformalExplorer, ConformalState, compute_conformal
@@ -42,4 +43,5 @@ __all__ = [
     "SteeringExplorer", "SteeringState", "compute_steering",
     "ElasticExplorer", "ElasticState", "compute_elastic",
     "BloopExplorer", "BloopState", "compute_bloop",
+    "AmipsExplorer", "AmipsState", "compute_amips",
 ]
