@@ -20,7 +20,7 @@ position P − 1 for every task. For next-token training, ``inputs = ids[:, :-1]
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -221,7 +221,7 @@ def _prompt(task: str, n: int, spec: TaskSpec, vocab: Vocabulary,
 
 
 def make_tasks(
-    n_per_task: int,
+    n_per_task: int | Mapping[str, int],
     *,
     tasks: Sequence[str] = TASKS,
     seed: int = 0,
@@ -229,10 +229,24 @@ def make_tasks(
 ) -> TaskData:
     """``n_per_task`` examples of each of ``tasks``, drawn from ``seed``, shuffled together.
 
+    ``n_per_task`` is one count for every task or ``{task: count}`` (a training mixture where
+    some tasks are seen more often; a task missing from it gets none, and ``tasks`` defaults to
+    its keys).
+
     Raises:
         ValueError naming ``tasks`` for an unknown or repeated task, or ``n_per_task``.
     """
-    n = check_count("n_per_task", n_per_task)
+    if isinstance(n_per_task, Mapping):
+        for t in n_per_task:
+            _task_index(t)
+        counts = {t: check_count(f"n_per_task[{t!r}]", v) for t, v in n_per_task.items()}
+        if tasks is TASKS:
+            tasks = [t for t in TASKS if t in counts]
+        missing = [t for t in tasks if t not in counts]
+        if missing:
+            raise ValueError(f"n_per_task has no count for tasks {missing}")
+    else:
+        counts = {t: check_count("n_per_task", n_per_task) for t in TASKS}
     spec = TaskSpec() if spec is None else spec
     if not isinstance(spec, TaskSpec):
         raise TypeError(f"spec must be a TaskSpec, got {type(spec).__name__}")
@@ -247,6 +261,7 @@ def make_tasks(
     p, a = spec.prompt_len, spec.answer_len
     rows, task_ids, lengths = [], [], []
     for t in tasks:
+        n = counts[t]
         parts, ans = _prompt(t, n, spec, vocab, gen)
         prompt = torch.cat(parts, 1)
         pad_left = torch.full((n, p - prompt.shape[1]), vocab.PAD)
@@ -254,6 +269,6 @@ def make_tasks(
         rows.append(torch.cat([pad_left, prompt, ans, pad_right], 1))
         task_ids.append(torch.full((n,), _task_index(t)))
         lengths.append(torch.full((n,), ans.shape[1]))
-    order = torch.randperm(n * len(tasks), generator=gen)
+    order = torch.randperm(sum(len(r) for r in rows), generator=gen)
     return TaskData(torch.cat(rows)[order].long(), torch.cat(task_ids)[order],
                     torch.cat(lengths)[order], spec)

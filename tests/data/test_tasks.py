@@ -91,3 +91,12 @@ def test_bad_inputs_raise_naming_the_argument():
         make_tasks(0)
     with pytest.raises(ValueError, match="modulus"):
         TaskSpec(modulus=1)
+
+
+def test_a_mixture_gives_each_task_its_own_count():
+    data = make_tasks({"addition": 7, "reversal": 3}, seed=0)
+    assert torch.bincount(data.task, minlength=5).tolist() == [7, 0, 0, 3, 0]
+    with pytest.raises(ValueError, match="n_per_task"):
+        make_tasks({"addition": 7}, tasks=["addition", "facts"])
+    with pytest.raises(ValueError, match="tasks"):
+        make_tasks({"sorting": 7})
