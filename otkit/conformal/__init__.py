@@ -1,9 +1,10 @@
 """OTCP: multivariate conformal prediction with optimal transport, and its baselines.
 
 Klein, Béthune, Ndiaye and Cuturi (2025), "Multivariate Conformal Prediction using Optimal
-Transport". A residual is scored by its multivariate rank ‖T(s̃)‖, T the entropic map from
-the fitting split's scores to a uniform reference on the unit ball; the threshold is the
-⌈(n + 1)(1 − α)⌉-th smallest calibration score.
+Transport". A residual is scored by its multivariate rank T(s̃), T the entropic map from the
+fitting split's (whitened) residuals to a uniform reference on the unit ball: by the rank's
+gauge in the reference's hull (bounded regions at every level) or the paper's ‖T(s̃)‖; the
+threshold is the ⌈(n + 1)(1 − α)⌉-th smallest calibration score.
 
 * :mod:`~otkit.conformal.predictors`: :class:`OTCP`, the ball, ellipsoid and rectangle
   baselines, prediction sets and their volumes;
@@ -17,6 +18,7 @@ from .predictors import (
     CONFORMAL_METHODS,
     OTCP,
     OTCP_RELATIVE_EPSILON,
+    OTCP_SCORES,
     BallConformal,
     ConformalPredictor,
     EllipsoidConformal,
@@ -25,6 +27,7 @@ from .predictors import (
     VolumeEstimate,
     ball_volume,
     conformal_rank,
+    hull_facets,
     make_conformal,
     reference_ball,
     sphere_directions,
@@ -34,6 +37,7 @@ __all__ = [
     "ConformalPredictor",
     "OTCP",
     "OTCP_RELATIVE_EPSILON",
+    "OTCP_SCORES",
     "BallConformal",
     "EllipsoidConformal",
     "RectangleConformal",
@@ -44,5 +48,6 @@ __all__ = [
     "conformal_rank",
     "reference_ball",
     "sphere_directions",
+    "hull_facets",
     "ball_volume",
 ]

@@ -13,30 +13,39 @@ on the test part:
   guarantees (:mod:`otkit.conformal.metrics`).
 
 :func:`summarize_conformal` averages over splits; :func:`size_comparison` pairs every
-baseline with OTCP split by split.
+baseline with OTCP split by split; :func:`otcp_level_study` and :func:`summarize_levels`
+follow OTCP's level q̂ against the hull of its reference (when is a region bounded) and the
+inflation of out-of-sample ranks. An unbounded region (an OTCP contour that leaves the
+reference's hull under ``score="norm"``) has an infinite volume, and it is counted as such:
+sizes are compared by medians and shares over *all* splits, never by averaging the
+bounded ones only.
 """
 
 from __future__ import annotations
 
 import math
+import statistics
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import scipy.stats
 import torch
 from tqdm.auto import tqdm
 
 from ..validation import check_choice, check_count, check_probability
 from .data import RegressionData, split_data
 from .metrics import conditional_coverage_error, coverage, worst_slab_coverage
-from .predictors import CONFORMAL_METHODS, ConformalPredictor, make_conformal
+from .predictors import CONFORMAL_METHODS, OTCP, ConformalPredictor, make_conformal
 
 __all__ = [
     "ConformalScore",
     "compare_conformal_methods",
     "evaluate_predictor",
+    "otcp_level_study",
     "size_comparison",
+    "summarize_levels",
     "summarize_conformal",
     "setting_label",
     "as_dicts",
@@ -195,12 +204,15 @@ def _groups(scores: Iterable[ConformalScore], keys: Sequence[str]) -> dict[tuple
 
 def summarize_conformal(scores: Iterable[ConformalScore]) -> list[dict]:
     """Per (dataset, d, method, setting, α): mean, std and standard error of coverage over
-    splits, its gap to 1 − α, the fraction of splits below 1 − α, and the means of log volume,
-    worst-slab coverage, conditional coverage error and seconds."""
+    splits, its gap to 1 − α, the fraction of splits below 1 − α, the fraction of splits
+    whose region is unbounded, the mean (infinite when any split is unbounded) and median of
+    the log volume, and the means of worst-slab coverage, conditional coverage error and
+    seconds."""
     keys = ("dataset", "d", "method", "setting", "alpha")
     rows = []
     for key, group in _groups(scores, keys).items():
         cov = torch.tensor([s.coverage for s in group], dtype=torch.float64)
+        log_volumes = [s.log_volume for s in group]
 
         def mean(field: str, group=group) -> float:
             return sum(getattr(s, field) for s in group) / len(group)
@@ -213,7 +225,9 @@ def summarize_conformal(scores: Iterable[ConformalScore]) -> list[dict]:
             "coverage_se": cov.std().item() / math.sqrt(len(group)) if len(group) > 1 else math.nan,
             "below_level": (cov < 1 - key[-1]).double().mean().item(),
             "coverage_gap": cov.mean().item() - (1 - key[-1]),
+            "unbounded": sum(v == math.inf for v in log_volumes) / len(group),
             "log_volume": mean("log_volume"),
+            "log_volume_median": statistics.median(log_volumes),
             "worst_slab": mean("worst_slab_coverage"),
             "cond_error": mean("conditional_coverage_error"),
             "seconds": mean("seconds"),
@@ -221,14 +235,26 @@ def summarize_conformal(scores: Iterable[ConformalScore]) -> list[dict]:
     return rows
 
 
+def _log_ratio(reference: float, other: float) -> float:
+    """log vol(other) − log vol(reference), with two unbounded regions counted as equal."""
+    if reference == other == math.inf:
+        return 0.0
+    return other - reference
+
+
 def size_comparison(scores: Iterable[ConformalScore], reference: str = "otcp") -> list[dict]:
     """Each other method against ``reference`` split by split, per (dataset, d, α, setting).
 
-    ``log_ratio`` is the mean over splits of log vol(method) − log vol(reference): positive
-    when the reference's regions are smaller (over the splits where both are bounded).
-    ``reference_smaller`` is the fraction of splits where they are, ``reference_unbounded``
-    the fraction where the reference's region is unbounded (an OTCP contour outside its
-    reference's hull), and ``coverage_difference`` the mean coverage difference.
+    Over *all* paired splits, an unbounded region counting as an infinite volume:
+
+    * ``log_ratio``: the median of log vol(method) − log vol(reference), positive when the
+      reference's regions are smaller on most splits (+inf or −inf when more than half the
+      splits have one side unbounded; two unbounded regions count as equal);
+    * ``reference_smaller``: the fraction of splits where the reference's region is strictly
+      smaller (an unbounded reference region never is);
+    * ``reference_unbounded``, ``method_unbounded``: the fractions of splits where each side's
+      region is unbounded;
+    * ``coverage_difference``: the mean of coverage(method) − coverage(reference).
     """
     scores = list(scores)
     by_split = {(s.dataset, s.d, s.alpha, s.split, s.method, s.setting): s for s in scores}
@@ -245,23 +271,101 @@ def size_comparison(scores: Iterable[ConformalScore], reference: str = "otcp") -
                 ]
                 if not pairs:
                     continue
-                bounded = [
-                    (ref, other) for ref, other in pairs
-                    if math.isfinite(ref.log_volume) and math.isfinite(other.log_volume)
-                ]
-                diffs = [other.log_volume - ref.log_volume for ref, other in bounded]
+                diffs = [_log_ratio(ref.log_volume, other.log_volume) for ref, other in pairs]
                 rows.append({
                     "dataset": dataset, "d": d, "alpha": alpha, "setting": setting,
                     "method": method,
                     "splits": len(pairs),
-                    "log_ratio": sum(diffs) / len(diffs) if diffs else math.nan,
+                    "log_ratio": statistics.median(diffs),
                     "reference_smaller": sum(
                         other.log_volume > ref.log_volume for ref, other in pairs) / len(pairs),
                     "reference_unbounded": sum(
-                        not math.isfinite(ref.log_volume) for ref, _ in pairs) / len(pairs),
+                        ref.log_volume == math.inf for ref, _ in pairs) / len(pairs),
+                    "method_unbounded": sum(
+                        other.log_volume == math.inf for _, other in pairs) / len(pairs),
                     "coverage_difference": sum(o.coverage - r.coverage for r, o in pairs) / len(pairs),
                 })
     return rows
+
+
+def otcp_level_study(
+    data: Callable[[int], RegressionData],
+    otcp_settings: Sequence[Mapping[str, Any]],
+    *,
+    alpha: float = 0.1,
+    num_splits: int = 20,
+    sizes: Sequence[float | int] = (0.25, 0.25, 0.5),
+    seed: int = 0,
+) -> list[dict]:
+    """OTCP's level q̂ against its reference's hull, one row per (setting, split).
+
+    For each split ``s`` the toy ``data(seed + s)`` (with its exact ``conditional_mean`` as
+    the model) is cut into fit / calibration / test parts; each setting's :class:`OTCP` is
+    fitted and calibrated, and the row holds: ``threshold`` (q̂ at ``alpha``), ``bounded``
+    (exact: :meth:`OTCP.bounded`), ``inradius`` (of the reference's hull; None above d = 6),
+    ``coverage`` on the test part, and the Kolmogorov-Smirnov distances to Uniform[0, 1] of
+    the scores of the fitting residuals (``ks_fit``, in sample) and of the calibration ones
+    (``ks_calibration``, out of sample), whose gap measures how much fresh residuals' ranks
+    are inflated; ``calibration_above_fit`` is the fraction of calibration scores above the
+    fitting scores' (1 − alpha)-quantile: about ``alpha`` if fresh residuals were ranked like
+    the fitting ones, more when their ranks are inflated.
+    """
+    alpha = check_probability("alpha", alpha)
+    num_splits = check_count("num_splits", num_splits)
+    rows = []
+    for split in range(num_splits):
+        dataset = data(seed + split)
+        fit, calibration, test = split_data(dataset, sizes, seed=seed + split)
+        for options in otcp_settings:
+            start = time.perf_counter()
+            predictor = OTCP(dataset.conditional_mean, **options).fit(fit.x, fit.y)
+            predictor.calibrate(calibration.x, calibration.y)
+            seconds = time.perf_counter() - start
+            q = predictor.threshold(alpha)
+            fit_scores = predictor.score(fit.x, fit.y)
+            cal_scores = predictor.calibration_scores[:, 0]
+            in_sample_level = torch.quantile(fit_scores, 1 - alpha).item()
+            rows.append({
+                "dataset": dataset.name, "d": fit.y.shape[1], "setting": setting_label(options),
+                "split": split, "alpha": alpha, "threshold": q.item(),
+                "bounded": predictor.bounded(q.item()), "inradius": predictor.inradius,
+                "score": predictor.score_rule,
+                "coverage": predictor.predict_set(test.x, alpha).contains(test.y).double().mean().item(),
+                "ks_fit": scipy.stats.kstest(fit_scores.cpu().numpy(), "uniform").statistic,
+                "ks_calibration": scipy.stats.kstest(cal_scores.cpu().numpy(), "uniform").statistic,
+                "calibration_above_fit": (cal_scores > in_sample_level).double().mean().item(),
+                "seconds": seconds,
+            })
+    return rows
+
+
+def summarize_levels(rows: Iterable[dict]) -> list[dict]:
+    """:func:`otcp_level_study` rows per (dataset, d, setting): the fraction of bounded splits
+    (unknown counts as not bounded), the median and range of q̂, the inradius, and the means
+    of coverage, both KS distances, ``calibration_above_fit`` and seconds."""
+    groups: dict[tuple, list[dict]] = {}
+    for row in rows:
+        groups.setdefault((row["dataset"], row["d"], row["setting"]), []).append(row)
+    summary = []
+    for (dataset, d, setting), group in groups.items():
+        levels = [r["threshold"] for r in group]
+
+        def mean(field: str, group=group) -> float:
+            return sum(r[field] for r in group) / len(group)
+
+        summary.append({
+            "dataset": dataset, "d": d, "setting": setting, "score": group[0]["score"],
+            "splits": len(group),
+            "bounded": sum(r["bounded"] is True for r in group) / len(group),
+            "threshold_median": statistics.median(levels),
+            "threshold_min": min(levels), "threshold_max": max(levels),
+            "inradius": group[0]["inradius"],
+            "coverage": mean("coverage"),
+            "ks_fit": mean("ks_fit"), "ks_calibration": mean("ks_calibration"),
+            "calibration_above_fit": mean("calibration_above_fit"),
+            "seconds": mean("seconds"),
+        })
+    return summary
 
 
 def as_dicts(scores: Iterable[ConformalScore]) -> list[dict]:

@@ -5,12 +5,15 @@
   quantile that OTT-JAX uses falls below 1 − α at small n;
 * the OT rank of a standard Gaussian is radial with radius F_χ(‖r‖) (the OT map between two
   radially symmetric measures is the radial monotone rearrangement): scipy's χ CDF;
-* volumes: closed forms against Monte Carlo, and OTCP's Monte Carlo against a grid count.
+* volumes: closed forms against Monte Carlo, and OTCP's Monte Carlo against a grid count;
+* the hull score: its gauge against scipy's linear programming, its regions bounded where
+  the paper's norm score leaves them unbounded (d = 3, 4), with the guarantee intact.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -25,12 +28,18 @@ from otkit.conformal import (
     RectangleConformal,
     ball_volume,
     conformal_rank,
+    hull_facets,
     make_conformal,
     reference_ball,
     sphere_directions,
 )
+from otkit.conformal.data import make_toy_regression, split_data
 
 F64 = torch.float64
+
+#: The paper's construction (and this library's before the hull score): sharp map, plain
+#: centring and scaling, the rank's Euclidean norm.
+PAPER = {"score": "norm", "whiten": False, "relative_epsilon": 0.01}
 
 
 def zero_model(x):
@@ -156,7 +165,8 @@ def test_ranks_of_a_gaussian_follow_the_chi_cdf():
     gen = torch.Generator().manual_seed(5)
     n = 2000
     x, y = draw(n, gen)
-    predictor = OTCP(zero_model, reference_size=2048).fit(x, y)
+    # the sharp map (ε = 0.01 std C) on the raw residuals: ranks as the theory has them
+    predictor = OTCP(zero_model, reference_size=2048, whiten=False, relative_epsilon=0.01).fit(x, y)
     r = draw(500, gen)[1]
     ranks = predictor.ranks(r)
     exact = torch.from_numpy(scipy.stats.chi(df=2).cdf(r.norm(dim=1).numpy()))
@@ -187,7 +197,7 @@ def test_forward_and_backward_regions_agree(fitted_otcp):
         region = fitted_otcp.predict_set(x0, 0.1)
         scores = fitted_otcp._score_residuals(region.boundary(256)[0])[:, 0]
         gap = region.threshold - scores
-        assert (gap > 0).double().mean().item() > 0.9 and 0.01 < gap.mean().item() < 0.1, gap
+        assert (gap > 0).double().mean().item() > 0.9 and gap.mean().item() > 0.01, gap
     finally:
         fitted_otcp.backward = "invert"
 
@@ -250,27 +260,41 @@ def test_otcp_monte_carlo_volume_matches_a_grid_count(fitted_otcp):
     assert abs(estimate.value - area) < 4 * estimate.stderr + 0.01 * area
 
 
-def test_a_coarse_reference_leaves_the_region_unbounded():
+def test_a_coarse_reference_leaves_the_norm_region_unbounded_and_the_hull_region_bounded():
     # 64 reference points: 8 radii × 8 Sobol directions, with angular gaps so wide that the
     # chord between neighbours passes inside radius q̂: T never reaches q̂ u there.
     gen = torch.Generator().manual_seed(19)
-    predictor = OTCP(zero_model, reference_size=64, directions="sobol").fit(*draw(300, gen, "banana"))
-    predictor.calibrate(*draw(300, gen, "banana"))
-    region = predictor.predict_set(torch.zeros(1, 1, dtype=F64), 0.05)
+    fit, cal = draw(300, gen, "banana"), draw(300, gen, "banana")
+    x0 = torch.zeros(1, 1, dtype=F64)
+    predictor = OTCP(zero_model, reference_size=64, directions="sobol", **PAPER).fit(*fit)
+    region = predictor.calibrate(*cal).predict_set(x0, 0.05)
     points, _ = reference_ball(64, 2, directions="sobol")
     outer = points[points.norm(dim=1) > 0.99]
     angles = torch.atan2(outer[:, 1], outer[:, 0]).sort().values
     gaps = torch.diff(torch.cat([angles, angles[:1] + 2 * math.pi]))
     inradius = torch.cos(gaps.max() / 2).item()  # of the outer shell's polygon
-    assert region.threshold.item() > inradius
+    assert predictor.inradius == pytest.approx(inradius, abs=1e-12)
+    assert region.threshold.item() > inradius and predictor.bounded(region.threshold) is False
     with pytest.warns(RuntimeWarning, match="unbounded"):
         assert region.volume().value == math.inf
     with pytest.warns(RuntimeWarning, match="no preimage"):
         region.boundary(256)
     # an even grid of directions closes the gaps
-    grid = OTCP(zero_model, reference_size=256, directions="grid").fit(*draw(300, gen, "banana"))
-    grid.calibrate(*draw(300, gen, "banana"))
-    assert math.isfinite(grid.predict_set(torch.zeros(1, 1, dtype=F64), 0.05).volume().value)
+    grid = OTCP(zero_model, reference_size=256, directions="grid", **PAPER).fit(*fit)
+    grid.calibrate(*cal)
+    assert math.isfinite(grid.predict_set(x0, 0.05).volume().value)
+    # the same coarse reference under the hull score: the gauge of K is < 1 at every finite
+    # point, so the region T⁻¹(q̂ K) is bounded, and its contour scores exactly q̂
+    hull = OTCP(zero_model, reference_size=64, directions="sobol", score="hull",
+                whiten=False, relative_epsilon=0.01).fit(*fit)
+    region = hull.calibrate(*cal).predict_set(x0, 0.05)
+    assert region.threshold.item() < 1 and hull.bounded(region.threshold)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        boundary = region.boundary(256)[0]
+        volume = region.volume(generator=gen).value
+    assert (hull._score_residuals(boundary)[:, 0] - region.threshold).abs().max() < 1e-6
+    assert 0 < volume < math.inf
 
 
 def test_ball_volume_closed_form():
@@ -393,7 +417,7 @@ def test_bad_options_are_refused():
         OTCP(zero_model, reference_size=1)
     with pytest.raises(ValueError, match="num_radii must be at most size"):
         reference_ball(10, 2, num_radii=11)
-    with pytest.raises(ValueError, match="kind must be one of 'sobol', 'random', 'grid'"):
+    with pytest.raises(ValueError, match="kind must be one of 'sobol', 'random', 'grid', 'lloyd'"):
         sphere_directions(8, 2, kind="halton")
     with pytest.raises(ValueError, match="backward must be one of 'invert', 'entropic'"):
         OTCP(zero_model, backward="forward")
@@ -401,6 +425,153 @@ def test_bad_options_are_refused():
         sphere_directions(8, 3, kind="grid")
     with pytest.raises(ValueError, match="epsilon must be"):
         OTCP(zero_model, epsilon=-1.0).fit(*draw(20, torch.Generator().manual_seed(0)))
+    with pytest.raises(ValueError, match="score must be one of 'auto', 'hull', 'norm'"):
+        OTCP(zero_model, score="cube")
+    with pytest.raises(ValueError, match="whiten must be one of True, False"):
+        OTCP(zero_model, whiten="yes")
+    two = torch.Generator().manual_seed(0)
+    with pytest.raises(ValueError, match="whitening needs more fitting points than dimensions"):
+        OTCP(zero_model).fit(*draw(2, two))
+    with pytest.raises(ValueError, match="covariance is singular"):
+        x, y = draw(20, two)
+        OTCP(zero_model).fit(x, torch.stack([y[:, 0], 2 * y[:, 0]], dim=1))
+    with pytest.raises(ValueError, match="do not span"):
+        hull_facets(torch.tensor([[1.0, 0.0], [-1.0, 0.0], [0.5, 0.0]], dtype=F64))
+    with pytest.raises(ValueError, match="origin in its interior"):
+        hull_facets(torch.tensor([[1.0, 0.0], [2.0, 1.0], [2.0, -1.0]], dtype=F64))
+
+
+# ------------------------------------------------------------------ the hull score
+
+
+def test_hull_gauge_matches_a_linear_program():
+    # γ_K(v) = min Σ μ_j over μ ≥ 0 with Σ μ_j u_j = v (K = conv(u_j) ∋ 0): scipy's HiGHS
+    from scipy.optimize import linprog
+
+    points, _ = reference_ball(256, 3, seed=2)
+    facets = hull_facets(points)
+    gen = torch.Generator().manual_seed(21)
+    v = torch.randn(40, 3, generator=gen, dtype=F64) * 0.6
+    gauge = (v @ facets.T).max(dim=1).values.clamp_min(0)
+    for point, value in zip(v.numpy(), gauge.tolist()):
+        lp = linprog(np.ones(len(points)), A_eq=points.numpy().T, b_eq=point, bounds=(0, None))
+        assert lp.status == 0 and value == pytest.approx(lp.fun, rel=1e-7, abs=1e-9)
+    # every reference point lies in K, the outer shell on its boundary
+    on_points = (points @ facets.T).max(dim=1).values
+    assert on_points.max().item() == pytest.approx(1.0, abs=1e-12)
+    shell = points.norm(dim=1) > 0.999
+    torch.testing.assert_close(on_points[shell], torch.ones(int(shell.sum()), dtype=F64))
+    # the inradius min_f 1/‖a_f‖ is the smallest radial extent 1/γ(θ) over directions θ
+    theta = sphere_directions(20_000, 3, kind="random", seed=3)
+    radial = 1 / (theta @ facets.T).max(dim=1).values
+    inradius = (1 / facets.norm(dim=1)).min().item()
+    assert inradius <= radial.min().item() + 1e-12 and radial.min().item() < inradius + 0.01
+    # in one dimension the hull is an interval
+    torch.testing.assert_close(
+        hull_facets(torch.tensor([[-0.5], [0.2], [1.0]], dtype=F64)),
+        torch.tensor([[1.0], [-2.0]], dtype=F64))
+
+
+@pytest.mark.parametrize("dim, num", [(3, 93), (4, 170)])
+def test_lloyd_directions_spread_evenly(dim, num):
+    lloyd = sphere_directions(num, dim, kind="lloyd")
+    torch.testing.assert_close(lloyd.norm(dim=1), torch.ones(num, dtype=F64))
+    torch.testing.assert_close(sphere_directions(num, dim, kind="lloyd"), lloyd)  # deterministic
+    assert not torch.allclose(sphere_directions(num, dim, kind="lloyd", seed=1), lloyd)
+
+    def inradius(u):
+        return (1 / hull_facets(u).norm(dim=1)).min().item()
+
+    # a rounder hull: the largest hole between neighbours shrinks
+    assert inradius(lloyd) > inradius(sphere_directions(num, dim)) + 0.03
+    nearest = (lloyd @ lloyd.T - 2 * torch.eye(num, dtype=F64)).max(dim=1).values
+    assert nearest.min().item() < 1 - 1e-6  # no two directions coincide
+
+
+def toy_parts(kind: str, dim: int, seed: int, n: int = 1000):
+    toy = make_toy_regression(kind, n, dim=dim, seed=seed)
+    return toy.conditional_mean, split_data(toy, (0.25, 0.25, 0.5), seed=seed)
+
+
+@pytest.mark.parametrize("dim", [3, 4])
+def test_hull_regions_are_bounded_where_the_paper_s_are_not(dim):
+    # The diagnosis of issue 19: with the paper's construction fresh residuals get inflated
+    # ranks, q̂ lands above the inradius of the reference's hull and the region is unbounded;
+    # the default construction's regions are bounded on every split, and not by a level
+    # pressed against 1 (the median q̂ stays well inside the hull)
+    paper_bounded, levels = [], []
+    for seed in range(6):
+        for kind in ("bimodal_heteroscedastic", "banana"):
+            model, (fit, cal, _) = toy_parts(kind, dim, seed)
+            paper = OTCP(model, reference_size=512, directions="sobol", **PAPER).fit(fit.x, fit.y)
+            q = paper.calibrate(cal.x, cal.y).threshold(0.1).item()
+            paper_bounded.append(paper.bounded(q))
+            assert (q < paper.inradius) is paper.bounded(q)
+            ours = OTCP(model, reference_size=512).fit(fit.x, fit.y)
+            q = ours.calibrate(cal.x, cal.y).threshold(0.1).item()
+            assert ours.score_rule == "hull" and ours.bounded(q)
+            levels.append(q)
+    assert sum(paper_bounded) <= 2, paper_bounded  # measured: 0 of 12 at d = 3 and at d = 4
+    assert float(np.median(levels)) < 0.95 and max(levels) < 0.99, levels
+    # the last split's region: its contour scores q̂, its samples lie inside, its volume is
+    # finite and below the ball's at the same level
+    region = ours.predict_set(cal.x[:1], 0.1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        boundary = region.boundary(64)[0] - region.centers[0]
+        volume = region.volume(2**13, generator=torch.Generator().manual_seed(0))
+    assert (ours._score_residuals(boundary)[:, 0] - q).abs().max().item() < 1e-6
+    assert region.contains(region.sample(500, generator=torch.Generator().manual_seed(1))).all()
+    ball = BallConformal(model).fit(fit.x, fit.y).calibrate(cal.x, cal.y)
+    assert 0 < volume.value < ball.predict_set(cal.x[:1], 0.1).volume().value
+
+
+@pytest.mark.parametrize("dim", [3, 4])
+def test_hull_score_keeps_the_guarantee_in_d3_and_d4(dim):
+    # One fit, then 300 exchangeable calibration/test draws: the mean coverage is k/(n + 1)
+    # exactly (here 40/50 = 0.8), whatever the rank map's inflation
+    model, (fit, _, _) = toy_parts("banana", dim, seed=30, n=1000)
+    predictor = OTCP(model, reference_size=512).fit(fit.x, fit.y)
+    gen = torch.Generator().manual_seed(31)
+    reps, n_cal, alpha, coverage = 300, 49, 0.2, []
+    for _ in range(reps):
+        draw_ = make_toy_regression("banana", n_cal + 100, dim=dim, generator=gen)
+        cal, test = split_data(draw_, (n_cal, 100), generator=gen)
+        predictor.calibrate(cal.x, cal.y)
+        coverage.append(predictor.predict_set(test.x, alpha).contains(test.y).double().mean())
+    coverage = torch.stack(coverage)
+    se = coverage.std().item() / reps**0.5
+    expected = conformal_rank(n_cal, alpha) / (n_cal + 1)
+    assert expected == pytest.approx(0.8)
+    assert abs(coverage.mean().item() - expected) < 4 * se, (coverage.mean(), se)
+
+
+def test_whitened_scores_do_not_depend_on_the_units_of_the_outputs():
+    # L⁻¹ of the covariance of D r + b is L⁻¹ D⁻¹ for a positive diagonal D: the map sees the
+    # same cloud, so the scores agree; without whitening they do not
+    gen = torch.Generator().manual_seed(22)
+    (x, y), (xc, yc) = draw(400, gen, "banana"), draw(200, gen, "banana")
+    units = torch.tensor([30.0, 0.2], dtype=F64)
+    shift = torch.tensor([5.0, -1.0], dtype=F64)
+    for whiten in (True, False):
+        plain = OTCP(zero_model, reference_size=256, whiten=whiten).fit(x, y).calibrate(xc, yc)
+        scaled = OTCP(zero_model, reference_size=256, whiten=whiten)
+        scaled.fit(x, y * units + shift).calibrate(xc, yc * units + shift)
+        same = torch.allclose(plain.calibration_scores, scaled.calibration_scores, atol=1e-8)
+        assert same is whiten
+
+
+def test_score_auto_is_the_hull_up_to_six_dimensions():
+    gen = torch.Generator().manual_seed(23)
+    x = torch.rand(300, 1, generator=gen, dtype=F64)
+    for dim, rule in ((2, "hull"), (6, "hull"), (7, "norm")):
+        y = torch.randn(300, dim, generator=gen, dtype=F64)
+        predictor = OTCP(lambda v, dim=dim: torch.zeros(len(v), dim, dtype=F64),
+                         reference_size=128).fit(x, y)
+        assert predictor.score_rule == rule
+        assert (predictor.facets is None) is (rule == "norm")
+    with pytest.raises(RuntimeError, match="use score='norm'"):
+        predictor.gauge(y[:2])
 
 
 # ------------------------------------------------------------------ OTT-JAX cross-check
@@ -420,7 +591,8 @@ def test_ranks_match_ott_jax_on_the_same_reference():
     gen = torch.Generator().manual_seed(20)
     x_fit, y_fit = draw(400, gen, "banana")
     x_cal, y_cal = draw(49, gen, "banana")
-    ours = OTCP(zero_model, reference_size=400, epsilon=0.005, tol=1e-6).fit(x_fit, y_fit)
+    ours = OTCP(zero_model, reference_size=400, epsilon=0.005, tol=1e-6, score="norm",
+                whiten=False).fit(x_fit, y_fit)
     ours.calibrate(x_cal, y_cal)
     points, weights = reference_ball(400, 2)
 

@@ -12,9 +12,11 @@ from otkit.conformal.data import load_multioutput, make_toy_regression
 from otkit.conformal.study import (
     ConformalScore,
     compare_conformal_methods,
+    otcp_level_study,
     setting_label,
     size_comparison,
     summarize_conformal,
+    summarize_levels,
 )
 
 
@@ -39,9 +41,35 @@ def test_summary_and_size_comparison_by_hand():
     assert rows["ball"]["log_volume"] == pytest.approx(1.5)
     (row,) = size_comparison(scores)
     assert row["method"] == "ball" and row["splits"] == 2
-    assert row["log_ratio"] == pytest.approx(((1.5 - 1.0) + (1.5 - 2.0)) / 2)
+    assert row["log_ratio"] == pytest.approx(((1.5 - 1.0) + (1.5 - 2.0)) / 2)  # median of two
     assert row["reference_smaller"] == pytest.approx(0.5)
+    assert row["reference_unbounded"] == row["method_unbounded"] == 0.0
     assert row["coverage_difference"] == pytest.approx(((0.90 - 0.92) + (0.91 - 0.88)) / 2)
+
+
+def test_unbounded_regions_are_counted_not_dropped():
+    # OTCP unbounded on 3 of 5 splits: those splits count as infinite volumes (OTCP larger),
+    # not as missing ones; averaging the bounded splits only would call OTCP smaller
+    inf = math.inf
+    otcp = [1.0, 1.0, inf, inf, inf]
+    ball = [2.0, 2.0, 1.5, 1.5, 1.5]
+    scores = [score("otcp", i, 0.9, v) for i, v in enumerate(otcp)]
+    scores += [score("ball", i, 0.9, v) for i, v in enumerate(ball)]
+    (row,) = size_comparison(scores)
+    assert row["log_ratio"] == -inf  # the median split has OTCP unbounded
+    assert row["reference_smaller"] == pytest.approx(2 / 5)
+    assert row["reference_unbounded"] == pytest.approx(3 / 5) and row["method_unbounded"] == 0.0
+    rows = {r["method"]: r for r in summarize_conformal(scores)}
+    assert rows["otcp"]["unbounded"] == pytest.approx(3 / 5) and rows["ball"]["unbounded"] == 0.0
+    assert rows["otcp"]["log_volume"] == inf and rows["otcp"]["log_volume_median"] == inf
+    assert rows["ball"]["log_volume_median"] == 1.5
+    # bounded on 3 of 5: the median is a finite split; two unbounded regions tie
+    scores = [score("otcp", i, 0.9, v) for i, v in enumerate([1.0, 1.0, 1.0, inf, inf])]
+    scores += [score("ball", i, 0.9, v) for i, v in enumerate([2.0, 3.0, 0.5, inf, 1.0])]
+    (row,) = size_comparison(scores)
+    assert row["log_ratio"] == pytest.approx(0.0)  # sorted: -inf, -0.5, 0 (tie), 1, 2
+    assert row["reference_smaller"] == pytest.approx(2 / 5)
+    assert row["method_unbounded"] == pytest.approx(1 / 5)
 
 
 def test_toy_comparison_covers_and_otcp_wins_on_the_banana():
@@ -95,3 +123,23 @@ def test_bad_arguments_are_refused():
     with pytest.raises(ValueError, match="no conditional_mean: pass a model factory"):
         compare_conformal_methods(real, num_splits=1, methods=("ball",))
     assert torch.is_tensor(real.y)
+
+
+def test_level_study_finds_the_paper_s_regions_unbounded_in_d3():
+    paper = {"reference_size": 512, "score": "norm", "whiten": False, "relative_epsilon": 0.01,
+             "directions": "sobol"}
+    rows = otcp_level_study(
+        lambda seed: make_toy_regression("banana", 1000, dim=3, seed=seed),
+        (paper, {"reference_size": 512}), num_splits=3,
+    )
+    assert len(rows) == 6 and {r["split"] for r in rows} == {0, 1, 2}
+    for row in rows:
+        assert row["bounded"] is (row["threshold"] < (row["inradius"] if row["score"] == "norm"
+                                                      else 1 - 1e-9))
+        assert 0 <= row["ks_fit"] <= 1 and 0 <= row["calibration_above_fit"] <= 1
+    summary = {r["score"]: r for r in summarize_levels(rows)}
+    assert summary["hull"]["bounded"] == 1.0 and summary["norm"]["bounded"] < 0.5
+    assert summary["norm"]["threshold_median"] > summary["norm"]["inradius"]
+    # fresh residuals are ranked further out than the fitting ones under the sharp map
+    assert summary["norm"]["calibration_above_fit"] > 0.1
+    assert summary["norm"]["splits"] == 3 and summary["norm"]["d"] == 3

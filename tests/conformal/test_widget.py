@@ -8,6 +8,7 @@ its figure (the real-browser test is test_browser.py).
 
 from __future__ import annotations
 
+import functools
 import math
 
 import ipywidgets as ipw
@@ -15,7 +16,12 @@ import plotly.graph_objects as go
 import pytest
 import torch
 
-from otkit.conformal import make_conformal
+from otkit.conformal import (
+    CONFORMAL_METHODS,
+    OTCP,
+    OTCP_RELATIVE_EPSILON,
+    make_conformal,
+)
 from otkit.conformal.data import make_toy_regression, split_data
 from widgets import (
     ConformalExplorer,
@@ -176,10 +182,16 @@ def test_boundary_traces_the_level_set(cache, method):
         assert not region.contains(centre + 1.001 * (state.boundary - centre)).any()
 
 
-def test_an_unbounded_otcp_region_is_reported_not_raised():
-    # 16 reference points: 4 directions, a square hull of inradius 0.71 < q̂ ≈ 0.9, so the
+def test_an_unbounded_otcp_region_is_reported_not_raised(monkeypatch):
+    # 16 reference points: 4 directions, a square hull K. The default hull score keeps the
+    # region T⁻¹(q̂ K) bounded however coarse K is ...
+    coarse = {**SMALL, "reference_size": 16}
+    w = ConformalExplorer(debounce_ms=0, alpha=0.1, relative_epsilon=0.01, **coarse)
+    assert w.error is None and math.isfinite(w.state.volume.value) and not w.state.warnings
+    # ... the paper's norm score does not: the square's inradius 0.71 < q̂ ≈ 0.9, so the
     # contour at level q̂ has no preimage in the square's diagonal directions
-    w = ConformalExplorer(debounce_ms=0, alpha=0.1, **{**SMALL, "reference_size": 16})
+    monkeypatch.setitem(CONFORMAL_METHODS, "otcp", functools.partial(OTCP, score="norm", whiten=False))
+    w = ConformalExplorer(debounce_ms=0, alpha=0.1, relative_epsilon=0.01, **coarse)
     assert w.error is None
     assert w.state.volume.value == math.inf
     assert any("unbounded" in message for message in w.state.warnings)
@@ -220,7 +232,7 @@ def test_changing_alpha_or_x_reuses_the_fit(monkeypatch):
     assert not ball.cached and ball.relative_epsilon is None
     assert compute_conformal(**SMALL, method="ball", relative_epsilon=0.002, cache=cache).cached
     assert len(fits) == 3
-    # least recently used first out: the ε = 0.01 fit is gone (maxsize 2)
+    # least recently used first out: the default-ε fit is gone (maxsize 2)
     assert len(cache) == 2
     assert not compute_conformal(**SMALL, cache=cache).cached and len(fits) == 4
     # without a cache, every call fits
@@ -288,7 +300,8 @@ def test_widget_builds():
     alpha = w.controls["alpha"]
     assert isinstance(alpha, ipw.FloatSlider) and (alpha.min, alpha.max) == (0.05, 0.5)
     eps = w.controls["relative_epsilon"]
-    assert isinstance(eps, ipw.FloatLogSlider) and (eps.min, eps.max) == (-3, -1)
+    assert isinstance(eps, ipw.FloatLogSlider) and (eps.min, eps.max) == (-3, 0)
+    assert eps.value == pytest.approx(OTCP_RELATIVE_EPSILON)  # the library's default
     assert not eps.disabled  # OTCP: ε matters
     assert "otkit-widget" in w.ui._dom_classes and "otkit-conformal" in w.ui._dom_classes
     assert "otkit-control-relative-epsilon" in eps._dom_classes
@@ -367,7 +380,7 @@ def test_method_switch_disables_epsilon_for_the_baselines(disable_while_busy):
 
     w.set(method="rectangle")
     assert len(w.state.threshold) == 2 and w.controls["relative_epsilon"].disabled
-    w.set(method="otcp", relative_epsilon=0.01)
+    w.set(method="otcp", relative_epsilon=OTCP_RELATIVE_EPSILON)
     assert not w.controls["relative_epsilon"].disabled
     assert w.state.cached and w.state.volume.value == otcp_volume  # the first fit, reused
 
