@@ -24,6 +24,7 @@ from .elastic import ElasticExplorer, ElasticState, compute_elastic
 from .flows import SharpnessExplorer, SharpnessState, compute_sharpness
 from .lowrank import LowRankExplorer, LowRankState, compute_lowrank
 from .progot import ProgOTExplorer, ProgOTState, compute_progot
+from .reflow import ReflowExplorer, ReflowState, compute_reflow  # noqa: F401
 from .semidiscrete import (
     LaguerreExplorer,
     LaguerreState,
