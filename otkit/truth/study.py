@@ -453,7 +453,8 @@ CLUSTERED = 0.9  # task-ID decoding accuracy at least this (and silhouette > 0)
 def read_claims(studies: Sequence[ProbeStudy], layer: int | None = None) -> dict[str, object]:
     """The paper's three claims read over several probe studies (e.g. several split seeds).
 
-    Each number is a mean over ``studies`` with its Student-t interval
+    ``layer``: the layer read in every study; None reads each study at its own best layer
+    (:attr:`ProbeStudy.best_layer`), and the returned ``"layer"`` is the most common one. Each number is a mean over ``studies`` with its Student-t interval
     (:func:`otkit.stats.mean_interval`). Verdicts:
 
     * ``transfer``: "near chance" when the interval of the mean cross-task AUROC lies inside
@@ -466,8 +467,9 @@ def read_claims(studies: Sequence[ProbeStudy], layer: int | None = None) -> dict
     """
     if not studies:
         raise ValueError("studies is empty")
-    layer = studies[0].best_layer if layer is None else int(layer)
     rows = [summarize(st, layer) for st in studies]
+    layers = [r["layer"] for r in rows]
+    layer = max(set(layers), key=layers.count)
 
     def interval(key: str):
         values = [r[key] for r in rows]
