@@ -13,7 +13,7 @@ WIDGET = ".otkit-reflow"
 
 
 @_browser.in_voila_and_lab(NOTEBOOK, WIDGET, "ratio")
-def test_raise_the_nfe_then_toggle_the_time_law(w) -> None:
+def test_raise_the_nfe(w) -> None:
     before = w.plot("x", "y")
     assert (before["meta"]["nfe"], before["meta"]["label"]) == (1, "baseline")
     assert float(w.stat("ratio")) < 0.7, "ReFlow should beat its teacher at one step"
