@@ -54,8 +54,26 @@ labels the samples: ``concept_rate`` is the share predicted as the class (for a 
 share whose ink lies beyond that class's tertile of the real digits). ``frechet`` is the
 Fréchet distance (squared, as FID) between the classifier features of the samples and of the
 real held-out test digits — a quality check; removing or inducing a class changes the class
-mix, so it rises a little even for perfect digits. ``frechet_floor`` is the score of real
+mix, so it rises even for perfect digits, and much (real training digits of which half are
+threes score about 100, against a floor of 2–5). ``frechet_floor`` is the score of real
 training digits, the best a generator can reach at that sample size.
+
+**On the data manifold or not.** A steered sample that the classifier calls a 3 need not
+look like a digit: pushed far enough, the maps make images that no real digit resembles but
+that fall on the class's side of the classifier. Two checks, both set from real digits,
+keep such samples from counting as success:
+
+* per sample, ``confident_rate`` counts only the samples of the concept on which the
+  classifier is at least as sure as on 90% of the real held-out digits
+  (:attr:`DigitSteeringTask.confidence_floor`); ``digit_share`` is the share of samples, of
+  any class, above that confidence;
+* per set, ``mix_frechet`` is the Fréchet distance that *real* training digits with the
+  sample's predicted class mix reach (the mixture of the per-class feature Gaussians,
+  weighted by the predicted class frequencies): the part of ``frechet`` that steering may
+  legitimately cause by changing the class mix. ``frechet − mix_frechet`` is what remains:
+  how far the samples are from real digits of the classes they are given.
+  :mod:`otkit.steering.study` bounds the rise of that remainder over the unsteered flow's by
+  a multiple of :attr:`DigitSteeringTask.frechet_floor` (real against real).
 """
 
 from __future__ import annotations
@@ -209,6 +227,9 @@ class DigitSteeringTask:
         training_seconds: wall time to train the flow (classifier excluded).
         classifier_seconds: wall time to train the classifier.
         frechet_floor: the Fréchet distance of k real training digits to the test digits.
+        confidence_floor: the 10% quantile of the classifier's confidence (largest class
+            probability) on the real held-out test digits: a sample at least as confident
+            counts in ``confident_rate`` and ``digit_share``.
         seed: the seed everything was drawn with.
     """
 
@@ -225,12 +246,16 @@ class DigitSteeringTask:
     training_seconds: float
     classifier_seconds: float
     frechet_floor: float
+    confidence_floor: float
     seed: int
     # The digits the batches are built from, the held-out statistics and the style thresholds.
     _train: tuple[torch.Tensor, torch.Tensor] = field(repr=False)
     _test_stats: tuple[torch.Tensor, torch.Tensor] = field(repr=False)
     _thresholds: torch.Tensor = field(repr=False)
     _examples: int = field(repr=False)
+    # Per predicted class of the training digits: feature means [10, f] and second moments
+    # [10, f, f] (float64), for the Fréchet distance of any class mix.
+    _class_stats: tuple[torch.Tensor, torch.Tensor] = field(repr=False)
 
     # -- the model ---------------------------------------------------------------------
 
@@ -290,24 +315,45 @@ class DigitSteeringTask:
         return _has_concept(self.concept, x, labels, self._thresholds)
 
     def score(self, images: torch.Tensor) -> dict[str, float]:
-        """``concept_rate``, ``frechet`` (to the held-out digits), ``confidence`` and ``ink``."""
+        """``concept_rate``, ``confident_rate``, ``digit_share``, ``frechet`` (to the held-out
+        digits), ``mix_frechet`` (real digits with the same predicted class mix),
+        ``confidence`` and ``ink`` (module docstring)."""
         x = images.reshape(-1, 64).float()
         feats = self.scorer.features(x)
         with torch.no_grad():
             probs = torch.softmax(self.scorer.classifier.head(feats), dim=1)
         mean, cov = mean_covariance(feats)
-        labels = probs.argmax(1)
+        confidence, labels = probs.max(1)
+        has = _has_concept(self.concept, x, labels, self._thresholds)
+        sure = confidence >= self.confidence_floor
+        frequencies = torch.bincount(labels, minlength=10).double() / labels.numel()
         return {
-            "concept_rate": float(_has_concept(self.concept, x, labels, self._thresholds).double().mean()),
+            "concept_rate": float(has.double().mean()),
+            "confident_rate": float((has & sure).double().mean()),
+            "digit_share": float(sure.double().mean()),
             "frechet": frechet_distance(mean, cov, *self._test_stats),
-            "confidence": float(probs.max(1).values.double().mean()),
+            "mix_frechet": self.mix_frechet(frequencies),
+            "confidence": float(confidence.double().mean()),
             "ink": float(ink(x).double().mean()),
         }
+
+    def mix_frechet(self, frequencies: torch.Tensor) -> float:
+        """The Fréchet distance to the held-out digits of real training digits drawn with class
+        ``frequencies`` ``[10]`` (classes as the classifier predicts them): the mixture of
+        the per-class feature Gaussians, weights renormalized to sum to 1."""
+        w = torch.as_tensor(frequencies, dtype=torch.float64).flatten()
+        if w.shape != (10,) or not torch.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+            raise ValueError("frequencies must be 10 finite non-negative numbers, not all 0")
+        w = w / w.sum()
+        means, moments = self._class_stats
+        mean = w @ means
+        cov = torch.einsum("c,cij->ij", w, moments) - torch.outer(mean, mean)
+        return frechet_distance(mean, (cov + cov.T) / 2, *self._test_stats)
 
     def evaluate(
         self, intervention: Intervention | None, strengths: Sequence[float] = (0.0, 0.5, 1.0)
     ) -> list[dict[str, Any]]:
-        """One row per strength: ``strength``, ``concept_rate``, ``frechet``, ``confidence``, ``ink``.
+        """One row per strength: ``strength`` and the keys of :meth:`score`.
 
         Every row samples the same noise (:attr:`noise`), so rows differ only by the steering.
         """
@@ -315,6 +361,22 @@ class DigitSteeringTask:
             raise ValueError("strengths must be a non-empty sequence of numbers in [0, 1]")
         values = [check_strength(s, "strengths") for s in strengths]
         return [{"strength": s, **self.score(self.samples(intervention, s))} for s in values]
+
+
+def _class_statistics(scorer: DigitsScorer, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Feature means ``[10, f]`` and second moments ``[10, f, f]`` of the digits ``x`` grouped
+    by the classifier's predicted class (float64; a class never predicted gets zeros)."""
+    feats = scorer.features(x).double()
+    with torch.no_grad():
+        labels = scorer.classifier.head(feats.float()).argmax(1)
+    f = feats.shape[1]
+    means, moments = torch.zeros(10, f, dtype=torch.float64), torch.zeros(10, f, f, dtype=torch.float64)
+    for c in range(10):
+        fc = feats[labels == c]
+        if fc.shape[0]:
+            means[c] = fc.mean(0)
+            moments[c] = fc.T @ fc / fc.shape[0]
+    return means, moments
 
 
 def _concept_batches(
@@ -443,12 +505,17 @@ def digit_steering_task(
     floor_index = torch.randperm(x_train.shape[0], generator=torch.Generator().manual_seed(seed))
     floor_stats = mean_covariance(scorer.features(x_train[floor_index[: min(k, x_train.shape[0])]]))
     thresholds = _style_thresholds(x_train, y_train)
+    class_stats = _class_statistics(scorer, x_train)
+    with torch.no_grad():
+        test_confidence = torch.softmax(scorer.classifier(x_test), dim=1).max(1).values
+    confidence_floor = float(torch.quantile(test_confidence.double(), 0.1))
     source, target = _concept_batches(x_train, y_train, thresholds, concept, mode, nfe, examples, seed)
     return DigitSteeringTask(
         model=model, scorer=scorer, concept=concept, mode=mode, source=source, target=target,
         modules=MODULES[neurons], neurons=neurons, noise=noise, nfe=nfe, training_seconds=flow.training_seconds,
         classifier_seconds=classifier_seconds,
-        frechet_floor=frechet_distance(*floor_stats, *test_stats), seed=seed,
+        frechet_floor=frechet_distance(*floor_stats, *test_stats),
+        confidence_floor=confidence_floor, seed=seed,
         _train=(x_train, y_train), _test_stats=test_stats, _thresholds=thresholds,
-        _examples=examples,
+        _examples=examples, _class_stats=class_stats,
     )

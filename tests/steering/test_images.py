@@ -79,7 +79,8 @@ def test_strength_zero_is_no_intervention_bit_for_bit(task, induce, eager_one_th
 def test_inducing_and_removing_a_class(task, induce, eager_one_thread):
     rows = task.evaluate(induce, [0.0, 1.0])
     assert [r["strength"] for r in rows] == [0.0, 1.0]
-    assert set(rows[0]) == {"strength", "concept_rate", "frechet", "confidence", "ink"}
+    assert set(rows[0]) == {"strength", "concept_rate", "confident_rate", "digit_share", "frechet",
+                            "mix_frechet", "confidence", "ink"}
     base, steered = rows[0]["concept_rate"], rows[1]["concept_rate"]
     assert base > 0.05 and steered > base + 0.1 and steered > 2 * base
     assert all(r["frechet"] > 0 for r in rows)
