@@ -12,6 +12,8 @@
   :class:`LowRankState`.
 * :class:`BloopExplorer` (``widgets.bloop``): λ and Bloop's EMA speed ρ on the fronts of the
   quadratic toy; its computation is :func:`compute_bloop`, returning a :class:`BloopState`.
+* :class:`TruthExplorer` (``widgets.truth``): layer and L2 strength of truth probes → in/cross-task
+  AUROC and cosine heat-maps; its computation is :func:`compute_truth`.
 
 Each widget's computation is a plain function that tests call without a browser.
 """
@@ -33,6 +35,7 @@ from .semidiscrete import (
     laguerre_cells,
 )
 from .steering import SteeringExplorer, SteeringState, compute_steering
+from .truth import TruthExplorer, TruthState, compute_truth
 
 __all__ = [
     "InteractiveFigure", "SharpnessExplorer", "SharpnessState", "compute_sharpness",
@@ -45,4 +48,5 @@ __all__ = [
     "ElasticExplorer", "ElasticState", "compute_elastic",
     "BloopExplorer", "BloopState", "compute_bloop",
     "AmipsExplorer", "AmipsState", "compute_amips",
+    "TruthExplorer", "TruthState", "compute_truth",
 ]
