@@ -16,7 +16,8 @@ OTKIT = Path(__file__).resolve().parents[2] / "otkit"
 #: The engine: solvers, costs, maps and checks that every paper builds on.
 ENGINE = {
     "backends", "batched", "costs", "coupling", "differentiation", "distributed", "divergence",
-    "epsilon", "exact", "gaussian", "geometry", "kernels", "maps", "sinkhorn", "validation",
+    "epsilon", "exact", "gaussian", "geometry", "kernels", "maps", "multiscale", "sinkhorn",
+    "validation",
 }
 #: Shared building blocks: may import the engine only.
 SHARED = {"nn", "data", "stats"}
@@ -33,6 +34,11 @@ PAPERS = {
     "amips": {"semidiscrete"},  # amortized semidiscrete assignments are a MIPS
     "reflow": {"flows"},  # ReFlow retrains otkit.flows models on teacher pairs
     "truth": {"steering"},  # probes read activations through the steering hooks
+    "dataquality": set(),
+    "nectar": set(),
+    "completep": set(),
+    "aim": set(),
+    "odes": set(),
 }
 #: Infrastructure: batch runs of notebooks; imports the engine at most.
 INFRASTRUCTURE = {"runs"}
