@@ -64,6 +64,7 @@ __all__ = [
     "matched_rates",
     "matched_summary",
     "matched_comparison",
+    "mean_curves",
     "text_study",
     "digit_study",
     "PERPLEXITY_LEVELS",
@@ -293,6 +294,24 @@ def matched_comparison(rows: Sequence[Mapping], method: str, baseline: str,
             result = compare(a, b, level=confidence)
             row.update(low=result.difference.low, high=result.difference.high,
                        verdict=result.verdict)
+        out.append(row)
+    return out
+
+
+def mean_curves(rows: Sequence[Mapping], keys: Sequence[str] = ("concept_rate", "perplexity_ratio")
+                ) -> list[dict]:
+    """Per (mode, method, strength): the mean of each of ``keys`` over seeds (and its min and
+    max, ``<key>_min`` / ``<key>_max``), with ``seeds`` (the count)."""
+    groups: dict[tuple, list[Mapping]] = {}
+    for r in rows:
+        groups.setdefault((r.get("mode", "induce"), r["method"], r["strength"]), []).append(r)
+    out = []
+    for (mode, method, strength), rs in groups.items():
+        row = {"mode": mode, "method": method, "strength": strength, "seeds": len(rs)}
+        for k in keys:
+            values = [float(r[k]) for r in rs]
+            row.update({k: float(np.mean(values)), f"{k}_min": min(values),
+                        f"{k}_max": max(values)})
         out.append(row)
     return out
 

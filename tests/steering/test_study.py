@@ -22,6 +22,7 @@ from otkit.steering.study import (
     matched_comparison,
     matched_rates,
     matched_summary,
+    mean_curves,
     text_study,
     value_at_level,
 )
@@ -73,6 +74,22 @@ def _rows(method, seed, costs, rates, mode="induce"):
     strengths = [0.0, 0.5, 1.0, 2.0][: len(costs)]
     return [{"seed": seed, "mode": mode, "method": method, "strength": s, "perplexity_ratio": c,
              "concept_rate": r} for s, c, r in zip(strengths, costs, rates)]
+
+
+def test_mean_curves_average_over_seeds_per_mode_method_and_strength():
+    rows = [{"mode": "induce", "method": "a", "strength": lam, "seed": s,
+             "concept_rate": 0.1 * s + lam, "perplexity_ratio": 1.0 + lam * s}
+            for s in (1, 2, 3) for lam in (0.0, 1.0)]
+    rows.append({"method": "b", "strength": 0.0, "seed": 0, "concept_rate": 0.5,
+                 "perplexity_ratio": 1.0})  # no mode: read as inducing
+    curves = {(c["mode"], c["method"], c["strength"]): c for c in mean_curves(rows)}
+    assert set(curves) == {("induce", "a", 0.0), ("induce", "a", 1.0), ("induce", "b", 0.0)}
+    one = curves["induce", "a", 1.0]
+    assert one["seeds"] == 3
+    assert math.isclose(one["concept_rate"], 1.2)
+    assert (one["concept_rate_min"], one["concept_rate_max"]) == (1.1, 1.3)
+    assert math.isclose(one["perplexity_ratio"], 3.0)
+    assert curves["induce", "b", 0.0]["seeds"] == 1
 
 
 def test_matched_comparison_pairs_seeds_at_equal_cost():
