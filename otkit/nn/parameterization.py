@@ -1,0 +1,348 @@
+"""Width and depth parameterizations: SP, μP, depth-μP (α = ½) and CompleteP (α = 1).
+
+A parameterization says how the initialization, the forward multipliers and the optimizer's
+per-parameter hyper-parameters change when a model is made wider or deeper than a *base* model
+whose hyper-parameters (η, ε, λ, σ) were tuned, so that the tuned values transfer. With
+
+    m_N = width / base_width,        m_L = depth / base_depth
+
+(width: d_model for the transformer, the hidden width for an MLP; depth: the number of
+residual blocks L) the rules implemented here are those of Table 1 of Dey, Zhang, Noci, Li,
+Bordelon, Bergsma, Pehlevan, Hanin and Hestness (2025), "Don't be lazy: CompleteP enables
+compute-efficient deep transformers" (arXiv:2505.01618) and of its public baseline
+(EleutherAI/nanoGPT-mup, branch ``completep``), for AdamW, with α the depth exponent
+(μP: Yang et al. 2022, "Tensor Programs V"; depth-μP α = ½: Yang et al. 2023, "Tensor Programs
+VI"; Bordelon et al. 2023):
+
+=================================  ========  ============  ===========================
+quantity                           SP        μP            depth-μP (α=½), CompleteP (α=1)
+=================================  ========  ============  ===========================
+residual branch  h ← h + r·F(h)    r = 1     r = 1         r = m_L^(−α)
+hidden weights: init std           σ         σ·m_N^(−½)    σ·m_N^(−½)
+hidden weights: AdamW lr           η         η·m_N^(−1)    η·m_N^(−1)·m_L^(α−1)
+hidden weights: AdamW ε            ε         ε·m_N^(−1)    ε·m_N^(−1)·m_L^(−α)
+hidden weights: weight decay       λ         λ·m_N         λ·m_N
+in-block biases and norms: lr, ε   η, ε      η, ε          η·m_L^(α−1), ε·m_L^(−α)
+embeddings, final norm: lr, ε      η, ε      η, ε          η, ε
+unembedding: init std, lr, ε       σ, η, ε   σ, η, ε       σ, η, ε
+output logits × (multiplier)       1         1/m_N         1/m_N
+=================================  ========  ============  ===========================
+
+"Hidden weights" are the matrices whose fan-in grows with the width (W_qkv, W_out, W_fc,
+W_proj in a transformer block; the hidden-to-hidden layers of an MLP). Weight decay is
+AdamW's decoupled one, applied as θ ← θ − lr·λ·θ, so λ·m_N keeps lr·λ independent of the
+width (the paper's rule). Forms used and choices made here:
+
+* σ of each weight is the one the base model's own initialization gives it: GPT-2's
+  N(0, 0.02²) with the residual projections (W_out, W_proj) at 0.02/√(2L). SP keeps that rule
+  at every size (so its projections shrink as 1/√L); μP keeps SP's depth rule and scales only
+  the width; depth-μP and CompleteP freeze the projections' std at its base-depth value
+  0.02/√(2·base_depth) and let the branch multiplier r = m_L^(−α) do the depth scaling. At the
+  base width and depth (m_N = m_L = 1) every rule above is the identity, so every
+  parameterization *is* SP there (tested: same weights, same training losses).
+* Attention keeps the model's 1/√d_head scale. μP asks for 1/d_head; the two differ by a
+  constant when the head dimension is held fixed and the number of heads grows with the
+  width, which is how :mod:`otkit.completep` scales the model (so that the rule is moot).
+* The paper's QK-norm and its batch-size and duration rules are not implemented.
+* Multipliers (r, 1/m_N) are installed as permanent forward hooks on the modules whose output
+  they scale (``blocks.l.attn``, ``blocks.l.mlp``, ``unembed``; the last ``Linear`` of an MLP),
+  so the model's code (:mod:`otkit.nn.transformer`) is unchanged and
+  :func:`otkit.nn.transformer.residual_stream` still sees the scaled residual stream.
+* The velocity MLP (:class:`otkit.nn.velocity.VelocityMLP`) has no residual branches: only the
+  width rules apply to it (its depth does not enter); its σ are 1/√fan_in of the base model
+  (PyTorch's Linear scale, drawn Gaussian).
+
+Every entry point returns a :class:`Parameterized` with the optimizer groups (``lr``, ``eps``,
+``weight_decay`` per group, for :class:`torch.optim.AdamW` or :func:`otkit.nn.trainer.train`)
+and reinitializes the model in place from ``generator``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..validation import check_choice, check_count, check_nonnegative, check_positive
+from .transformer import Transformer
+from .velocity import VelocityMLP
+
+__all__ = [
+    "SCHEMES", "ALPHA", "Multipliers", "Parameterized", "multipliers", "parameterize_transformer",
+    "parameterize_mlp",
+]
+
+#: The parameterizations, in the order of the table above.
+SCHEMES = ("sp", "mup", "depth_mup", "completep")
+#: Depth exponent α of each scheme (the residual branch multiplier is m_L^(−α)); SP and μP have
+#: no depth rule.
+ALPHA = {"sp": 0.0, "mup": 0.0, "depth_mup": 0.5, "completep": 1.0}
+_MARK = "_otkit_parameterization"
+
+
+@dataclass(frozen=True)
+class Multipliers:
+    """The factors of the module docstring's table at one width and depth (all 1 at the base).
+
+    Attributes:
+        scheme: one of :data:`SCHEMES`.
+        width_ratio, depth_ratio: m_N and m_L.
+        alpha: the depth exponent α (0 for SP and μP).
+        residual: r, the residual-branch multiplier.
+        output: the logits multiplier.
+        hidden_init: factor on the hidden weights' init std.
+        hidden_lr, hidden_eps, hidden_weight_decay: factors on η, ε, λ for hidden weights.
+        vector_lr, vector_eps: factors on η, ε for the biases and norms inside blocks.
+    """
+
+    scheme: str
+    width_ratio: float
+    depth_ratio: float
+    alpha: float
+    residual: float
+    output: float
+    hidden_init: float
+    hidden_lr: float
+    hidden_eps: float
+    hidden_weight_decay: float
+    vector_lr: float
+    vector_eps: float
+
+
+def multipliers(
+    scheme: str,
+    *,
+    width: int,
+    base_width: int,
+    depth: int = 1,
+    base_depth: int = 1,
+) -> Multipliers:
+    """The factors of ``scheme`` at ``width``/``depth`` for a base model of ``base_width``/
+    ``base_depth`` (the table of the module docstring).
+
+    Raises:
+        ValueError naming ``scheme`` (unknown) or the size that is not a positive integer.
+    """
+    check_choice("scheme", scheme, SCHEMES)
+    m_n = check_count("width", width) / check_count("base_width", base_width)
+    m_l = check_count("depth", depth) / check_count("base_depth", base_depth)
+    if scheme == "sp":
+        return Multipliers(scheme, m_n, m_l, 0.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0)
+    a = ALPHA[scheme]
+    return Multipliers(
+        scheme, m_n, m_l, a,
+        residual=m_l ** -a,
+        output=1.0 / m_n,
+        hidden_init=m_n ** -0.5,
+        hidden_lr=m_l ** (a - 1.0) / m_n if a else 1.0 / m_n,
+        hidden_eps=m_l ** -a / m_n,
+        hidden_weight_decay=m_n,
+        vector_lr=m_l ** (a - 1.0) if a else 1.0,
+        vector_eps=m_l ** -a,
+    )
+
+
+@dataclass(frozen=True)
+class Parameterized:
+    """A model set up by :func:`parameterize_transformer` or :func:`parameterize_mlp`.
+
+    Attributes:
+        multipliers: the :class:`Multipliers` used.
+        groups: optimizer parameter groups ``[{"name", "params", "lr", "eps",
+            "weight_decay"}, ...]`` (every trainable parameter exactly once).
+        init_std: ``{parameter name: std it was drawn with}`` (biases and norms are not listed:
+            zeros and ones).
+    """
+
+    multipliers: Multipliers
+    groups: list[dict]
+    init_std: dict[str, float]
+
+    def group(self, name: str) -> dict:
+        """The group called ``name`` (ValueError naming ``name`` if there is none)."""
+        for g in self.groups:
+            if g["name"] == name:
+                return g
+        raise ValueError(f"name {name!r} is not a group; groups are {[g['name'] for g in self.groups]}")
+
+
+class _ScaleOutput:
+    """A forward hook multiplying a module's tensor output by a constant (picklable)."""
+
+    def __init__(self, factor: float) -> None:
+        self.factor = float(factor)
+
+    def __call__(self, module: nn.Module, inputs: object, output: torch.Tensor) -> torch.Tensor:
+        return output * self.factor
+
+
+def _check_hparams(lr: float, eps: float, weight_decay: float, std: float | None) -> None:
+    check_positive("lr", lr)
+    check_positive("eps", eps)
+    check_nonnegative("weight_decay", weight_decay)
+    if std is not None:
+        check_positive("std", std)
+
+
+def _mark(model: nn.Module) -> None:
+    if getattr(model, _MARK, False):
+        raise ValueError("model is already parameterized (its multipliers are installed): "
+                         "build a fresh model")
+    setattr(model, _MARK, True)
+
+
+def _group(name: str, params: list, lr: float, eps: float, wd: float) -> dict:
+    return {"name": name, "params": params, "lr": float(lr), "eps": float(eps),
+            "weight_decay": float(wd)}
+
+
+@torch.no_grad()
+def parameterize_transformer(
+    model: Transformer,
+    scheme: str,
+    *,
+    base_width: int,
+    base_depth: int,
+    lr: float,
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+    std: float = 0.02,
+    generator: torch.Generator | None = None,
+) -> Parameterized:
+    """Reinitialize a :class:`~otkit.nn.transformer.Transformer` for ``scheme``, install its
+    multipliers and return its AdamW groups.
+
+    Width is ``config.d_model``, depth ``config.n_layers``. Groups: ``"embeddings"`` (token
+    and position tables), ``"hidden"`` (W_qkv, W_out, W_fc, W_proj of every block),
+    ``"block_vectors"`` (their biases and ln₁, ln₂), ``"final_norm"`` (ln_f) and
+    ``"unembedding"`` (U). The hyper-parameters ``lr`` (η), ``eps`` (ε), ``weight_decay`` (λ)
+    and ``std`` (σ) are the base model's.
+
+    Raises:
+        ValueError naming ``model`` for a tied unembedding under a scheme other than SP (μP
+        treats U apart from E: build the model with ``tied=False``) or a model already
+        parameterized; ``scheme``, ``base_width``, ``base_depth``, ``lr``, ``eps``,
+        ``weight_decay`` or ``std`` for bad values.
+    """
+    if not isinstance(model, Transformer):
+        raise TypeError(f"model must be a Transformer, got {type(model).__name__}")
+    _check_hparams(lr, eps, weight_decay, std)
+    cfg = model.config
+    m = multipliers(scheme, width=cfg.d_model, base_width=base_width, depth=cfg.n_layers,
+                    base_depth=base_depth)
+    if cfg.tied and scheme != "sp":
+        raise ValueError(f"model has a tied unembedding; scheme={scheme!r} scales the "
+                         "unembedding apart from the embedding: build it with tied=False")
+    _mark(model)
+    # residual projections: SP/μP use the model's own depth; depth schemes freeze base depth
+    proj_depth = base_depth if m.alpha else cfg.n_layers
+    proj_std = std / math.sqrt(2 * proj_depth)
+    init_std: dict[str, float] = {}
+    groups: dict[str, list] = {k: [] for k in ("embeddings", "hidden", "block_vectors",
+                                               "final_norm", "unembedding")}
+    for name, p in model.named_parameters():
+        if name.startswith("embedding."):
+            init_std[name] = std
+            p.normal_(0.0, std, generator=generator)
+            groups["embeddings"].append(p)
+        elif name.startswith("unembed."):
+            init_std[name] = std
+            p.normal_(0.0, std, generator=generator)
+            groups["unembedding"].append(p)
+        elif name.startswith("ln_f."):
+            p.fill_(1.0 if name.endswith("weight") else 0.0)
+            groups["final_norm"].append(p)
+        elif name.endswith(".weight") and (".attn." in name or ".mlp." in name):
+            s = (proj_std if (".attn.out." in name or ".mlp.proj." in name) else std)
+            s *= m.hidden_init
+            init_std[name] = s
+            p.normal_(0.0, s, generator=generator)
+            groups["hidden"].append(p)
+        else:  # in-block biases and LayerNorms
+            is_norm_weight = (".ln1." in name or ".ln2." in name) and name.endswith("weight")
+            p.fill_(1.0 if is_norm_weight else 0.0)
+            groups["block_vectors"].append(p)
+    if scheme != "sp":
+        for block in model.blocks:
+            if m.residual != 1.0:
+                block.attn.register_forward_hook(_ScaleOutput(m.residual))
+                block.mlp.register_forward_hook(_ScaleOutput(m.residual))
+        if m.output != 1.0:
+            model.unembed.register_forward_hook(_ScaleOutput(m.output))
+    wd = weight_decay
+    out = [
+        _group("embeddings", groups["embeddings"], lr, eps, wd),
+        _group("hidden", groups["hidden"], lr * m.hidden_lr, eps * m.hidden_eps,
+               wd * m.hidden_weight_decay),
+        _group("block_vectors", groups["block_vectors"], lr * m.vector_lr, eps * m.vector_eps, wd),
+        _group("final_norm", groups["final_norm"], lr, eps, wd),
+    ]
+    if groups["unembedding"]:
+        out.append(_group("unembedding", groups["unembedding"], lr, eps, wd))
+    return Parameterized(m, out, init_std)
+
+
+@torch.no_grad()
+def parameterize_mlp(
+    model: VelocityMLP,
+    scheme: str,
+    *,
+    base_width: int,
+    lr: float,
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+    generator: torch.Generator | None = None,
+) -> Parameterized:
+    """Reinitialize a :class:`~otkit.nn.velocity.VelocityMLP` for ``scheme`` (width rules only:
+    an MLP has no residual branches, so depth-μP and CompleteP act as μP on it).
+
+    Layers: the input layer (fan-in d + time features, fixed) gets σ = 1/√fan_in, η, ε;
+    hidden layers σ = m_N^(−½)/√base_width, η·m_N^(−1), ε·m_N^(−1), λ·m_N; the output layer
+    σ = 1/√base_width (SP: 1/√width), η, ε, and the output multiplier 1/m_N. Biases start at 0
+    go with their layer's group, except the hidden layers' (vector-like: η, ε, λ). Groups:
+    ``"input"``, ``"hidden"`` and ``"hidden_biases"`` (absent with one hidden layer),
+    ``"output"``.
+
+    Raises:
+        ValueError naming ``model`` (already parameterized) or the bad argument.
+    """
+    if not isinstance(model, VelocityMLP):
+        raise TypeError(f"model must be a VelocityMLP, got {type(model).__name__}")
+    _check_hparams(lr, eps, weight_decay, None)
+    linears = [(f"net.{i}", mod) for i, mod in enumerate(model.net) if isinstance(mod, nn.Linear)]
+    width = linears[0][1].out_features
+    m = multipliers(scheme, width=width, base_width=base_width)
+    _mark(model)
+    init_std: dict[str, float] = {}
+    hidden_weights: list = []
+    hidden_biases: list = []
+    out_groups = []
+    for k, (name, layer) in enumerate(linears):
+        if k == 0:
+            s = 1.0 / math.sqrt(layer.in_features)
+        elif k == len(linears) - 1:
+            s = 1.0 / math.sqrt(layer.in_features if scheme == "sp" else base_width)
+        else:
+            s = m.hidden_init / math.sqrt(base_width)
+        init_std[f"{name}.weight"] = s
+        layer.weight.normal_(0.0, s, generator=generator)
+        layer.bias.zero_()
+        params = [layer.weight, layer.bias]
+        if k == 0:
+            out_groups.append(_group("input", params, lr, eps, weight_decay))
+        elif k == len(linears) - 1:
+            out_groups.append(_group("output", params, lr, eps, weight_decay))
+        else:
+            hidden_weights.append(layer.weight)
+            hidden_biases.append(layer.bias)
+    if hidden_weights:
+        out_groups[1:1] = [
+            _group("hidden", hidden_weights, lr * m.hidden_lr, eps * m.hidden_eps,
+                   weight_decay * m.hidden_weight_decay),
+            _group("hidden_biases", hidden_biases, lr, eps, weight_decay),
+        ]
+    if m.output != 1.0:
+        linears[-1][1].register_forward_hook(_ScaleOutput(m.output))
+    return Parameterized(m, out_groups, init_std)
