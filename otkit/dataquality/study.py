@@ -20,10 +20,12 @@ transformers trained from scratch (:mod:`otkit.nn.transformer`, :mod:`otkit.nn.t
 Arms (all at the same token budget k·T, :func:`otkit.dataquality.selection.budget_count`):
 ``random``, ``cqf``, ``oracle`` (importance resampling ∝ the exact ratio), ``oracle-top``
 (the exact ratio thresholded: what CQF estimates), ``crisp``, ``ot`` (unbalanced Sinkhorn).
-Losses are mean next-token cross-entropy in nats (positions 2..T). The analytic
-:func:`mixture_loss` (the loss of the *best* model of a selection's domain mix, the mixture of
-the true chains with the selection's shares) gives the keep-fraction curves of the widget
-without training.
+Losses are mean next-token cross-entropy in nats (positions 2..T). :func:`keep_fraction_grid`
+trains one model per (method, keep fraction): the widget's grid. The analytic
+:func:`mixture_loss` (the loss of the *best* model of a selection's domain mix: the mixture of
+the true chains with the selection's shares, as if every domain had been learned perfectly)
+sits beside it: it barely moves with the mix, so what a selection changes is how much data of
+each domain the model sees.
 """
 
 from __future__ import annotations
@@ -71,7 +73,9 @@ __all__ = [
     "cloze_accuracy",
     "implicit_filter",
     "mixture_loss",
-    "keep_fraction_curve",
+    "GRID_METHODS",
+    "KeepFractionGrid",
+    "keep_fraction_grid",
     "run_seed",
     "read_claims",
 ]
@@ -354,45 +358,98 @@ def mixture_loss(domains: MarkovDomains, docs: np.ndarray, composition: Mapping[
     return float(-mixture_log_prob(domains, docs, weights, junk=junk).mean() / docs.shape[1])
 
 
-def keep_fraction_curve(arm: DomainArm, fractions: Sequence[float],
-                        methods: Sequence[str] = ("random", "cqf", "oracle", "ot"),
-                        *, seed: int = 0) -> dict[str, dict[str, np.ndarray]]:
-    """For each method and keep fraction f (k = f·N documents): the selection's composition and
-    the analytic :func:`mixture_loss` on held-out HQ and on the benchmark domain.
+#: The selectors :func:`keep_fraction_grid` accepts (CRISP's clustering is per budget).
+GRID_METHODS = ("random", "cqf", "oracle", "oracle-top", "ot")
 
-    Returns ``{method: {"fraction": [F], "hq_loss": [F], "benchmark_loss": [F],
-    <domain or "junk">: [F] shares}}``."""
-    fractions = [check_probability("fractions", float(f), closed=False) for f in fractions]
+
+@dataclass(frozen=True, eq=False)
+class KeepFractionGrid:
+    """Selections and models over keep fractions: the widget's precomputed grid.
+
+    Attributes:
+        methods: M selector names; fractions: F keep fractions; k: ``[F]`` documents kept.
+        components: the C composition columns (the domains, then ``"junk"``).
+        composition: ``[M, F, C]`` shares of each selection.
+        hq_loss, benchmark_loss, cloze: ``[M, F]`` of the model trained on each selection
+            (NaN when the grid was built with ``train=False``).
+        mixture_hq_loss: ``[M, F]`` the analytic :func:`mixture_loss` on held-out HQ.
+        tokens: ``[F]`` tokens kept (k · T).
+    """
+
+    methods: tuple[str, ...]
+    fractions: tuple[float, ...]
+    k: np.ndarray
+    components: tuple[str, ...]
+    composition: np.ndarray
+    hq_loss: np.ndarray
+    benchmark_loss: np.ndarray
+    cloze: np.ndarray
+    mixture_hq_loss: np.ndarray
+    tokens: np.ndarray
+
+    def at(self, method: str, fraction: float) -> dict[str, object]:
+        """One cell: ``{"composition": {component: share}, "hq_loss", "benchmark_loss",
+        "cloze", "mixture_hq_loss", "k"}``."""
+        check_choice("method", method, self.methods)
+        check_choice("fraction", fraction, self.fractions)
+        m, f = self.methods.index(method), self.fractions.index(fraction)
+        return {"composition": dict(zip(self.components, self.composition[m, f].tolist())),
+                "hq_loss": float(self.hq_loss[m, f]),
+                "benchmark_loss": float(self.benchmark_loss[m, f]),
+                "cloze": float(self.cloze[m, f]),
+                "mixture_hq_loss": float(self.mixture_hq_loss[m, f]), "k": int(self.k[f])}
+
+
+def keep_fraction_grid(arm: DomainArm, fractions: Sequence[float],
+                       methods: Sequence[str] = ("random", "cqf", "oracle"), *,
+                       trainer: TrainerConfig | None = None, train: bool = True,
+                       seed: int = 0) -> KeepFractionGrid:
+    """For each method (:data:`GRID_METHODS`) and keep fraction f (k = round(f·N) documents):
+    the selection's composition, the analytic :func:`mixture_loss` on held-out HQ and, with
+    ``train``, the HQ loss, benchmark-domain loss and cloze accuracy of a lab model trained on
+    it (:func:`train_lm`; same steps for every cell, so small selections are seen for more
+    epochs)."""
+    fractions = tuple(check_probability("fractions", float(f)) for f in fractions)
     if not fractions:
         raise ValueError("fractions is empty")
+    methods = tuple(methods)
+    if not methods:
+        raise ValueError("methods is empty")
     for m in methods:
-        check_choice("methods", m, ("random", "cqf", "oracle", "oracle-top", "ot"))
+        check_choice("methods", m, GRID_METHODS)
     n = len(arm.pool)
     mass = received_mass(arm.pool_emb, arm.hq_emb) if "ot" in methods else None
-    bench = arm.domain_eval[arm.setup.benchmark]
-    out: dict[str, dict[str, np.ndarray]] = {}
-    for m in methods:
-        rows: dict[str, list[float]] = {"fraction": [], "hq_loss": [], "benchmark_loss": []}
-        for f in fractions:
-            k = max(1, int(round(f * n)))
+    components = (*arm.domains.names, "junk")
+    shape = (len(methods), len(fractions))
+    comp = np.zeros((*shape, len(components)))
+    hq, bench, cloze, mix = (np.full(shape, np.nan) for _ in range(4))
+    ks = np.array([max(1, int(round(f * n))) for f in fractions])
+    bench_docs = arm.domain_eval[arm.setup.benchmark]
+    for i, m in enumerate(methods):
+        for j, k in enumerate(ks):
             if m == "random":
-                sel = select_random(n, k, seed=seed)
+                sel = select_random(n, int(k), seed=seed)
             elif m == "cqf":
-                sel = select_top(arm.scores, k)
+                sel = select_top(arm.scores, int(k))
             elif m == "ot":
-                sel = select_top(mass, k)
+                sel = select_top(mass, int(k))
             else:
-                sel = select_oracle(arm.log_ratio, k, mode="top" if m == "oracle-top"
+                if arm.log_ratio is None:
+                    raise ValueError(f"methods has {m!r}, which needs the domain arm")
+                sel = select_oracle(arm.log_ratio, int(k), mode="top" if m == "oracle-top"
                                     else "sample", seed=seed)
-            comp = arm.pool.subset(sel.index).composition(arm.domains.names)
-            rows["fraction"].append(f)
-            rows["hq_loss"].append(mixture_loss(arm.domains, arm.hq_eval.docs, comp))
-            rows["benchmark_loss"].append(mixture_loss(arm.domains, bench, comp))
-            for name, share in comp.items():
-                if name != "permuted":
-                    rows.setdefault(name, []).append(share)
-        out[m] = {key: np.asarray(v) for key, v in rows.items()}
-    return out
+            shares = arm.pool.subset(sel.index).composition(arm.domains.names)
+            shares["junk"] += shares.pop("permuted")
+            comp[i, j] = [shares[c] for c in components]
+            mix[i, j] = mixture_loss(arm.domains, arm.hq_eval.docs, shares)
+            if train:
+                model = train_lm(arm.pool.docs[sel.index], arm.setup, trainer=trainer, seed=seed)
+                hq[i, j] = lm_loss(model, arm.hq_eval.docs)
+                bench[i, j] = lm_loss(model, bench_docs)
+                if arm.cloze is not None:
+                    cloze[i, j] = cloze_accuracy(model, arm.cloze)
+    return KeepFractionGrid(methods, fractions, ks, components, comp, hq, bench, cloze, mix,
+                            ks * arm.setup.length)
 
 
 @dataclass(frozen=True)

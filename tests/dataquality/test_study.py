@@ -17,7 +17,7 @@ from otkit.dataquality.study import (
     StudySetup,
     cloze_accuracy,
     implicit_filter,
-    keep_fraction_curve,
+    keep_fraction_grid,
     lm_loss,
     make_cloze,
     make_domain_arm,
@@ -90,15 +90,23 @@ def test_implicit_filter_by_hand(arm):
     assert 0.0 <= f.distortion <= 1.0
 
 
-def test_keep_fraction_curve_matches_selections(arm):
-    curve = keep_fraction_curve(arm, [0.05, 0.2], methods=("cqf", "random"))
-    cqf = curve["cqf"]
-    assert cqf["fraction"].tolist() == [0.05, 0.2]
+def test_keep_fraction_grid_matches_selections(arm):
+    grid = keep_fraction_grid(arm, [0.05, 0.2], methods=("cqf", "random"), train=False)
+    assert grid.fractions == (0.05, 0.2) and grid.composition.shape == (2, 2, 5)
     k = round(0.2 * len(arm.pool))
     top = np.argsort(-arm.scores, kind="stable")[:k]
     share = (arm.pool.domain[top] == arm.domains.index("science")).mean()
-    assert cqf["science"][1] == pytest.approx(share)
-    assert np.all(np.isfinite(cqf["hq_loss"]))
+    cell = grid.at("cqf", 0.2)
+    assert cell["composition"]["science"] == pytest.approx(share) and cell["k"] == k
+    np.testing.assert_allclose(grid.composition.sum(-1), 1.0)
+    assert np.isnan(grid.hq_loss).all() and np.isfinite(grid.mixture_hq_loss).all()
+    assert grid.tokens.tolist() == [grid.k[0] * SMALL.length, k * SMALL.length]
+
+
+def test_keep_fraction_grid_trains_each_cell(arm):
+    trainer = TrainerConfig(steps=5, batch_size=8, warmup=1, eval_every=5)
+    grid = keep_fraction_grid(arm, [0.1], methods=("cqf",), trainer=trainer)
+    assert np.isfinite(grid.hq_loss).all() and 0.0 <= grid.cloze[0, 0] <= 1.0
 
 
 def test_equal_budgets_across_methods_and_arms():
@@ -142,7 +150,8 @@ def test_read_claims_verdicts():
     (lambda a: StudySetup(keep_fraction=1.5), "keep_fraction"),
     (lambda a: select(a, "bogus"), "method"),
     (lambda a: select(make_permutation_arm(SMALL), "oracle"), "method"),
-    (lambda a: keep_fraction_curve(a, [0.0]), "fractions"),
+    (lambda a: keep_fraction_grid(a, [0.0], train=False), "fractions"),
+    (lambda a: keep_fraction_grid(a, [0.1], ["crisp"], train=False), "methods"),
     (lambda a: make_cloze(make_domains(("x",), vocab_size=4), "x", 3), "two domains"),
     (lambda a: read_claims([], [], []), "results"),
 ])
