@@ -6,10 +6,8 @@ what the paper's claim or the tour's point requires, not a snapshot of one run's
 """
 
 import json
-import os
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -30,34 +28,7 @@ def test_every_notebook_has_references():
     assert not missing, f"add references for {missing} to tests/notebooks/references/<notebook>.json"
 
 
-#: Notebooks run this many at a time, each kernel with one torch thread (CI has 2 cores).
-PARALLEL_RUNS = 2
-
-
-def _run_quick(notebook: Path, runs_dir: Path) -> subprocess.CompletedProcess:
-    """The batch-run command a user would type, in its own process (its own kernel)."""
-    command = [
-        sys.executable, "-m", "otkit.runs", str(notebook), "-p", "show_widget", "False",
-        "--quick", "--runs-dir", str(runs_dir),
-    ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    # check=False: a failed run is reported from its records below, with its error
-    return subprocess.run(command, check=False, cwd=ROOT, env=env, capture_output=True, text=True)
-
-
-@pytest.fixture(scope="session")
-def notebook_runs(request, tmp_path_factory):
-    """The selected notebooks' quick runs, started together, PARALLEL_RUNS at a time."""
-    wanted = [
-        item.callspec.params["notebook"]
-        for item in request.session.items
-        if getattr(item, "originalname", "") == "test_notebook_runs_and_reproduces_its_claims"
-    ]
-    base = tmp_path_factory.mktemp("notebook-runs")
-    pool = ThreadPoolExecutor(max_workers=PARALLEL_RUNS)
-    futures = {nb: pool.submit(_run_quick, nb, base / nb.stem) for nb in wanted}
-    yield {nb: (future, base / nb.stem) for nb, future in futures.items()}
-    pool.shutdown(wait=True, cancel_futures=True)
+# The quick runs start at collection (conftest.py: NotebookQueue, the notebook_runs fixture).
 
 
 @pytest.mark.notebooks
