@@ -1,0 +1,57 @@
+"""Discovering ODEs with transformers: symbolic recovery from one noisy trajectory.
+
+Becker, Klein, Neitz, Parascandolo, Kilbertus (2022), "Discovering ordinary differential
+equations that govern time-series", and (2023) "Predicting ordinary differential equations with
+transformers" (NSODE). A sequence-to-sequence transformer reads the samples (t_i, y_i) of one
+noisy, irregularly sampled solution of a scalar ODE ẏ = f(y) and writes f in prefix notation;
+it is pre-trained once on generated ODEs, and inference is a few forward passes.
+
+- :mod:`~otkit.odes.grammar`: the library of terms, skeletons, prefix tokens, sympy.
+- :mod:`~otkit.odes.generator`: random equations, batched RK4, rejection, sampling, noise.
+- :mod:`~otkit.odes.model`: float encoding, the encoder–decoder, training, beam search.
+- :mod:`~otkit.odes.fitting`: least-squares constants, BIC selection, exhaustive enumeration.
+- :mod:`~otkit.odes.sindy`: the SINDy baseline (STLSQ on finite differences).
+- :mod:`~otkit.odes.study`: the recovery study of notebook 18.
+"""
+
+from .fitting import (
+    Fit,
+    enumerate_fit,
+    fit_constants,
+    r2_score,
+    refine,
+    select,
+    simulate,
+)
+from .generator import ODEBatch, add_noise, generate, rk4, sample_times, vector_field
+from .grammar import (
+    SKELETONS,
+    TERMS,
+    features,
+    from_sympy,
+    parse_tokens,
+    simplify,
+    skeleton_name,
+    skeleton_tokens,
+    to_sympy,
+)
+from .model import (
+    ODEModelConfig,
+    ODETransformer,
+    TrainedODEModel,
+    beam_search,
+    float_decode,
+    float_encode,
+    train_model,
+)
+from .sindy import sindy, stlsq
+
+__all__ = [
+    "TERMS", "SKELETONS", "features", "skeleton_tokens", "parse_tokens", "to_sympy",
+    "from_sympy", "simplify", "skeleton_name",
+    "ODEBatch", "rk4", "vector_field", "sample_times", "add_noise", "generate",
+    "ODEModelConfig", "ODETransformer", "TrainedODEModel", "train_model", "beam_search",
+    "float_encode", "float_decode",
+    "Fit", "fit_constants", "refine", "select", "enumerate_fit", "simulate", "r2_score",
+    "sindy", "stlsq",
+]
