@@ -14,8 +14,9 @@ information criterion on the trajectory,
 
     BIC = P log(RSS / P) + (|S| + 1) log P,
 
-lowest wins (non-finite trajectories score +inf). The winner's (y₀, c_S) are then refined by a
-few Levenberg–Marquardt steps on the trajectory residual Σ_i (ŷ(t_i) − y_i)² (Jacobian by
+lowest wins (non-finite trajectories score +inf). Optionally (``refine_steps`` > 0; off by
+default: it costs ~15 trajectory integrations, more than the selection) the winner's (y₀, c_S)
+are then refined by a few Levenberg–Marquardt steps on the trajectory residual Σ_i (ŷ(t_i) − y_i)² (Jacobian by
 forward differences, all perturbed trajectories in one RK4 batch; a step is kept only if it
 lowers the residual), which removes the trapezoid rule's O(h²) bias. :func:`select` does this for a short list
 (the transformer's beam: Becker et al. 2023 fit the constants of the decoded skeleton the same
@@ -167,7 +168,7 @@ def refine(t, y, skeleton: Sequence[int], constants, y0: float, steps: int = 6
     return c[0].numpy().copy(), float(start[0]), rss
 
 
-def select(t, y, skeletons: Sequence[Sequence[int]], refine_steps: int = 6) -> Fit:
+def select(t, y, skeletons: Sequence[Sequence[int]], refine_steps: int = 0) -> Fit:
     """Fit every skeleton (:func:`fit_constants`), integrate each, keep the lowest BIC, then
     refine its constants (:func:`refine`, ``refine_steps`` Levenberg–Marquardt steps; 0 =
     none)."""
@@ -187,12 +188,12 @@ def select(t, y, skeletons: Sequence[Sequence[int]], refine_steps: int = 6) -> F
     return Fit(sk[best], c, start, float(bic[best]), len(sk))
 
 
-def enumerate_fit(t, y, max_terms: int = 3) -> Fit:
+def enumerate_fit(t, y, max_terms: int = 3, refine_steps: int = 0) -> Fit:
     """The exhaustive baseline: :func:`select` over every skeleton with up to ``max_terms``
     terms (63 for three)."""
     if isinstance(max_terms, bool) or not isinstance(max_terms, int) or not 1 <= max_terms <= 3:
         raise ValueError(f"max_terms must be 1, 2 or 3, got {max_terms!r}")
-    return select(t, y, [s for s in SKELETONS if len(s) <= max_terms])
+    return select(t, y, [s for s in SKELETONS if len(s) <= max_terms], refine_steps)
 
 
 def r2_score(truth, prediction) -> float:

@@ -1,0 +1,258 @@
+"""The recovery study of notebook 18: the transformer against SINDy and exhaustive enumeration.
+
+Becker et al. (2023) claim that a pre-trained transformer (1) recovers a useful share of ODEs
+from one noisy, irregularly sampled trajectory, (2) is more robust than SINDy to noise and
+irregular sampling and (3) is orders of magnitude (≥ 100×) faster per problem than a search over
+expressions. :func:`recovery_study` measures, on the same test problems at every setting
+(noise σ ∈ ``noises`` × sampling irregularity ρ ∈ ``irregularities``), for each method:
+
+- ``skeleton``: exact skeleton recovery (the predicted term set equals the true one);
+- ``r2_obs``: R² of the predicted equation integrated from the true y(0), against the clean
+  solution at the observed times; ``r2_new``: the same from a new initial condition (a fresh
+  draw whose true solution neither blows up nor stays flat), on the regular grid of [0, T]. A
+  problem is *recovered* at R² ≥ 0.9 (the paper's threshold);
+- ``seconds``: CPU time per problem of the calling thread (:func:`time.thread_time`: on a busy
+  machine wall time measures the neighbours; run torch on one thread; the transformer: encoder + beam
+  search + least-squares fit of the beam's skeletons; enumeration: the fit of all 63; SINDy:
+  finite differences + STLSQ).
+
+Methods: ``"transformer"`` (beam search, then :func:`otkit.odes.fitting.select` over the beam),
+``"sindy"`` (:func:`otkit.odes.sindy.sindy`) and ``"enumeration"``
+(:func:`otkit.odes.fitting.enumerate_fit`). Intervals and verdicts come from
+:mod:`otkit.stats` over test problems (paired: the same problems for every method).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from otkit.stats import Interval, compare, mean_interval
+
+from ..validation import check_count, check_generator
+from .fitting import Fit, enumerate_fit, r2_score, select, simulate
+from .generator import add_noise, generate, rk4, sample_times, vector_field
+from .grammar import SKELETONS
+from .model import TrainedODEModel, beam_search
+from .sindy import sindy
+
+__all__ = ["METHODS", "R2_THRESHOLD", "RecoveryStudy", "new_initial_conditions",
+           "predict", "recovery_study", "read_claims"]
+
+METHODS = ("transformer", "sindy", "enumeration")
+#: A problem counts as recovered when R² ≥ this (Becker et al. 2023).
+R2_THRESHOLD = 0.9
+
+
+@dataclass(frozen=True, eq=False)
+class RecoveryStudy:
+    """Per-problem results. Arrays are ``[n_settings, n_methods, n_problems]``; setting s is
+    ``settings[s] = (noise, irregularity)``, method m is ``methods[m]``."""
+
+    settings: tuple[tuple[float, float], ...]
+    methods: tuple[str, ...]
+    skeleton: np.ndarray
+    r2_obs: np.ndarray
+    r2_new: np.ndarray
+    seconds: np.ndarray
+    truth: tuple[tuple[tuple[int, ...], ...], ...]
+    predicted: tuple[tuple[tuple[tuple[int, ...], ...], ...], ...]
+    beam: int
+
+    def index(self, noise: float, irregularity: float) -> int:
+        """The setting index of (noise, irregularity)."""
+        for s, (n, r) in enumerate(self.settings):
+            if math.isclose(n, noise) and math.isclose(r, irregularity):
+                return s
+        raise ValueError(f"(noise, irregularity) = ({noise}, {irregularity}) is not a setting "
+                         f"of this study: {self.settings}")
+
+    def recovered(self, metric: str = "r2_new") -> np.ndarray:
+        """``[S, M, N]`` bool: R² ≥ :data:`R2_THRESHOLD` (``metric`` "r2_obs" or "r2_new"), or
+        the exact skeleton (``metric="skeleton"``)."""
+        if metric == "skeleton":
+            return self.skeleton.astype(bool)
+        if metric not in ("r2_obs", "r2_new"):
+            raise ValueError(f"metric must be 'skeleton', 'r2_obs' or 'r2_new', got {metric!r}")
+        return getattr(self, metric) >= R2_THRESHOLD
+
+    def rates(self, metric: str = "r2_new") -> dict:
+        """``{(noise, irregularity): {method: Interval}}``: the recovery rate with its t
+        interval over problems."""
+        hit = self.recovered(metric).astype(float)
+        return {setting: {m: _rate(hit[s, j]) for j, m in enumerate(self.methods)}
+                for s, setting in enumerate(self.settings)}
+
+
+def _rate(x: np.ndarray):
+    if np.all(x == x[0]):  # a constant column: the t interval is the point
+        return Interval(float(x[0]), float(x[0]), float(x[0]), x.size, 0.95)
+    return mean_interval(x)
+
+
+def new_initial_conditions(coefficients: torch.Tensor, t: torch.Tensor,
+                           y0_range: tuple[float, float] = (-2.0, 2.0), *, tries: int = 16,
+                           blowup: float = 10.0, min_std: float = 0.05,
+                           generator: torch.Generator | int | None = None) -> torch.Tensor:
+    """For each of B equations (``coefficients: [B, 7]``) a new y0 in ``y0_range`` whose true
+    solution on ``t: [P]`` stays finite, within ±``blowup`` and has std ≥ ``min_std``:
+    ``[B]`` (nan where none of ``tries`` draws qualifies)."""
+    gen = check_generator(generator)
+    b = coefficients.shape[0]
+    y0 = y0_range[0] + (y0_range[1] - y0_range[0]) * torch.rand(b, tries, generator=gen,
+                                                                dtype=torch.float64)
+    with torch.no_grad():
+        y = rk4(vector_field(coefficients.repeat_interleave(tries, 0)), y0.reshape(-1),
+                t.expand(b * tries, -1), 8).reshape(b, tries, -1)
+    ok = torch.isfinite(y).all(-1) & (y.abs() <= blowup).all(-1)
+    ok &= torch.nan_to_num(y.std(-1), nan=0.0) >= min_std
+    first = torch.where(ok.any(1), ok.float().argmax(1), -1)
+    out = torch.full((b,), math.nan, dtype=torch.float64)
+    has = first >= 0
+    out[has] = y0[has, first[has]]
+    return out
+
+
+def predict(method: str, t: torch.Tensor, y: torch.Tensor, trained: TrainedODEModel | None = None,
+            beam: int = 8) -> Fit:
+    """One method on one trajectory (``t, y: [P]``)."""
+    if method == "transformer":
+        if trained is None:
+            raise ValueError("trained must be given for method 'transformer'")
+        found = beam_search(trained.model, t[None], y[None], beam=beam)[0]
+        skeletons = [s for s, _ in found] or [SKELETONS[0]]
+        return select(t, y, skeletons)
+    if method == "sindy":
+        return sindy(t, y)
+    if method == "enumeration":
+        return enumerate_fit(t, y)
+    raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+
+
+def _r2(fit: Fit, y0: float, t: torch.Tensor, truth: torch.Tensor) -> float:
+    if not fit.skeleton or not math.isfinite(y0):
+        return -math.inf if fit.skeleton or math.isfinite(y0) else math.nan
+    return r2_score(truth, simulate(fit.constants, torch.tensor([y0]), t)[0])
+
+
+def recovery_study(trained: TrainedODEModel, *, n_problems: int = 30,
+                   noises: tuple[float, ...] = (0.0, 0.01, 0.05),
+                   irregularities: tuple[float, ...] = (0.0, 1.0), beam: int = 8,
+                   methods: tuple[str, ...] = METHODS, seed: int = 1000) -> RecoveryStudy:
+    """Every method on ``n_problems`` test problems at every (noise, irregularity) setting.
+
+    The problems (equations, initial and new initial conditions) are the same at every
+    setting; for each irregularity the times are drawn once and the noise is added to the same
+    clean solution. The test problems use the training data's ``n_points`` and time span.
+    """
+    check_count("n_problems", n_problems)
+    check_count("beam", beam)
+    for m in methods:
+        if m not in METHODS:
+            raise ValueError(f"methods must be drawn from {METHODS}, got {m!r}")
+    if any(not 0 <= r <= 1 for r in irregularities) or any(s < 0 for s in noises):
+        raise ValueError("noises must be >= 0 and irregularities in [0, 1]")
+    gen = torch.Generator().manual_seed(seed)
+    data = trained.data
+    n_points, t_max = data.t.shape[1], float(data.t[0, -1])
+    # the equations and initial values, drawn once (the regular-grid run), with new ICs
+    base = generate(2 * n_problems, n_points=n_points, t_max=t_max, generator=gen)
+    grid = torch.linspace(0, t_max, n_points, dtype=torch.float64)
+    y0_new = new_initial_conditions(base.coefficients, grid, generator=gen)
+    keep = torch.nonzero(torch.isfinite(y0_new)).flatten()[:n_problems]
+    if keep.numel() < n_problems:
+        raise RuntimeError("too few test problems have a valid new initial condition")
+    coef, y0, y0_new = base.coefficients[keep], base.y0[keep], y0_new[keep]
+    truth = tuple(base.skeletons[int(i)] for i in keep)
+    with torch.no_grad():
+        y_new = rk4(vector_field(coef), y0_new, grid.expand(n_problems, -1), 8)
+    settings = tuple((float(s), float(r)) for r in irregularities for s in noises)
+    shape = (len(settings), len(methods), n_problems)
+    skeleton = np.zeros(shape, dtype=bool)
+    r2_obs, r2_new, seconds = np.zeros(shape), np.zeros(shape), np.zeros(shape)
+    predicted = []
+    for r in irregularities:
+        if r == 0:
+            t = grid.expand(n_problems, -1).clone()
+        else:
+            t = sample_times(n_problems, n_points, t_max, r, generator=gen)
+        with torch.no_grad():
+            y_clean = rk4(vector_field(coef), y0, t, 8)
+        for s_noise in noises:
+            s = settings.index((float(s_noise), float(r)))
+            y_obs = add_noise(y_clean, s_noise, generator=gen)
+            row = []
+            for j, m in enumerate(methods):
+                found = []
+                for i in range(n_problems):
+                    start = time.thread_time()
+                    fit = predict(m, t[i], y_obs[i], trained, beam)
+                    seconds[s, j, i] = time.thread_time() - start
+                    skeleton[s, j, i] = fit.skeleton == truth[i]
+                    r2_obs[s, j, i] = _r2(fit, float(y0[i]), t[i], y_clean[i])
+                    r2_new[s, j, i] = _r2(fit, float(y0_new[i]), grid, y_new[i])
+                    found.append(fit.skeleton)
+                row.append(tuple(found))
+            predicted.append((s, tuple(row)))
+    predicted_sorted = tuple(p for _, p in sorted(predicted))
+    return RecoveryStudy(settings, tuple(methods), skeleton, r2_obs, r2_new, seconds, truth,
+                         predicted_sorted, beam)
+
+
+def read_claims(study: RecoveryStudy, metric: str = "r2_new") -> dict:
+    """The paper's three claims in this study's numbers (plain values, for the notebook's
+    metrics and its "Reading this run").
+
+    - ``useful``: the transformer's recovery rate (``metric``) on clean, regular data: "useful"
+      when its 95 % interval lies above 0.5, "partial" when the estimate is above 0.25, else
+      "not useful".
+    - ``vs_sindy_<setting>``: paired comparison of recovery (transformer − SINDy) over problems
+      at the largest noise (regular sampling: ``noise``), irregular sampling without noise
+      (``irregular``), irregular sampling at the smallest positive noise (``irregular_noisy``)
+      and both at their largest (``both``): "higher" / "lower" / "tie"; ``drop_vs_sindy_<setting>``: the same on each method's drop from clean regular data
+      (transformer's drop − SINDy's: "lower" means the transformer is more robust).
+    - ``speedup``: median enumeration time / median transformer time per problem (claim ≥ 100);
+      ``crossover_skeletons``: the grammar size at which enumeration, at this cost per skeleton,
+      would be 100× slower than the transformer.
+    """
+    methods = list(study.methods)
+    tf, sy, en = (methods.index(m) for m in ("transformer", "sindy", "enumeration"))
+    hit = study.recovered(metric).astype(float)
+    clean = study.index(0.0, 0.0)
+    noisy = max(s for s, _ in study.settings)
+    irregular = max(r for _, r in study.settings)
+    low_noise = min((s for s, _ in study.settings if s > 0), default=noisy)
+    out: dict = {}
+    rate = _rate(hit[clean, tf])
+    out.update(useful_rate=rate.estimate, useful_low=rate.low, useful_high=rate.high)
+    out["useful"] = ("useful" if rate.low > 0.5 else "partial" if rate.estimate > 0.25
+                     else "not useful")
+    for name, (sn, ir) in {"noise": (noisy, 0.0), "irregular": (0.0, irregular),
+                           "irregular_noisy": (low_noise, irregular),
+                           "both": (noisy, irregular)}.items():
+        s = study.index(sn, ir)
+        for label, a, b in (("vs_sindy", hit[s, tf], hit[s, sy]),
+                            ("drop_vs_sindy", hit[clean, tf] - hit[s, tf],
+                             hit[clean, sy] - hit[s, sy])):
+            if np.array_equal(a, b):
+                out[f"{label}_{name}"], diff = "tie", 0.0
+            else:
+                c = compare(a, b)
+                out[f"{label}_{name}"], diff = c.verdict, c.difference.estimate
+            out[f"{label}_{name}_diff"] = float(diff)
+        out[f"transformer_{name}"] = float(hit[s, tf].mean())
+        out[f"sindy_{name}"] = float(hit[s, sy].mean())
+        out[f"enumeration_{name}"] = float(hit[s, en].mean())
+    tf_time = float(np.median(study.seconds[:, tf]))
+    en_time = float(np.median(study.seconds[:, en]))
+    out["seconds_transformer"] = tf_time
+    out["seconds_enumeration"] = en_time
+    out["seconds_sindy"] = float(np.median(study.seconds[:, sy]))
+    out["speedup"] = en_time / tf_time
+    out["speedup_claim"] = "reproduced" if out["speedup"] >= 100 else "not reproduced"
+    out["crossover_skeletons"] = 100 * tf_time / (en_time / len(SKELETONS))
+    return out
