@@ -136,9 +136,9 @@ def test_read_claims_verdicts():
     filt = [ImplicitFilter(0.3 + 0.01 * s, {}, 0.5 + 0.01 * s) for s in range(3)]
     perm = [ImplicitFilter(0.9, {}, 0.01 * s) for s in range(3)]
     claims = read_claims(rows, filt, perm)
-    assert claims["cqf_cloze"].verdict == "higher" and claims["claim_downstream"]
-    assert claims["cqf_hq_loss"].verdict == "tie" and claims["claim_no_hq_gain"]
-    assert claims["perm_hq_loss"].verdict == "lower"
+    assert claims["cqf_vs_random_cloze"].verdict == "higher" and claims["claim_downstream"]
+    assert claims["cqf_vs_random_hq_loss"].verdict == "tie" and claims["claim_no_hq_gain"]
+    assert claims["perm_cqf_vs_random_hq_loss"].verdict == "lower"
     assert claims["claim_filters_hq"] and claims["claim_permutation_differs"]
     flipped = [dataclasses.replace(r, hq_loss=r.hq_loss - 1) if r.method == "cqf" else r
                for r in rows]
