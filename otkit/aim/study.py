@@ -221,9 +221,10 @@ def pretrain_aim(train: Split, test: Split, *, width: int = 32, depth: int = 2, 
                  attention: str = "prefix", normalize: bool = True, steps: int = 300,
                  batch_size: int = 64, lr: float = 2e-3, weight_decay: float = 0.05,
                  checkpoints: int | Sequence[int] = 4, probes: Sequence[str] = PROBES,
-                 seed: int = 0) -> PretrainRun:
+                 probe_steps: int = 150, seed: int = 0) -> PretrainRun:
     """Pre-train AIM on ``train`` (patches of a square image grid; one channel) and probe it on
-    ``test`` at each checkpoint (module docstring)."""
+    ``test`` at each checkpoint (module docstring; ``probe_steps``: the attentive probe's
+    AdamW steps)."""
     train, test = _check_split("train", train), _check_split("test", test)
     check_choice("attention", attention, ("prefix", "causal"))
     _common(steps, batch_size, lr, seed)
@@ -241,7 +242,8 @@ def pretrain_aim(train: Split, test: Split, *, width: int = 32, depth: int = 2, 
         return aim_loss(model(x[idx], k), x[idx], k, normalize=normalize)
 
     def on_mark(step: int) -> Checkpoint:
-        acc = probe_accuracies(model, train, test, probes=probes, seed=seed)
+        acc = probe_accuracies(model, train, test, probes=probes, seed=seed,
+                               attentive_steps=probe_steps)
         return Checkpoint(step, heldout_loss(model, test.patches, attention=attention,
                                              normalize=normalize),
                           acc.get("linear", math.nan), acc.get("attentive", math.nan),
