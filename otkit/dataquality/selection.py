@@ -268,17 +268,21 @@ def select_crisp(pool_emb: np.ndarray, hq_emb: np.ndarray, k: int, *, n_clusters
 
 
 def received_mass(pool_emb: np.ndarray, hq_emb: np.ndarray, *, relative_epsilon: float = 0.05,
-                  tau_a: float = 0.5, max_iter: int = 2000) -> np.ndarray:
+                  epsilon: float | None = None, tau_a: float = 0.5, max_iter: int = 2000,
+                  tol: float = 1e-3) -> np.ndarray:
     """``[N]``: (P1)_i, the mass pool document i receives from the HQ set in the unbalanced
-    entropic coupling (module docstring; uniform weights 1/N and 1/M, HQ side exact)."""
+    entropic coupling (module docstring; uniform weights 1/N and 1/M, HQ side exact; ε is
+    ``epsilon`` when given, else ``relative_epsilon`` × std of the cost; ρ_a = ε τ_a/(1 − τ_a))."""
     pool_emb, hq_emb = _emb("pool_emb", pool_emb), _emb("hq_emb", hq_emb)
     if pool_emb.shape[1] != hq_emb.shape[1]:
         raise ValueError(f"pool_emb and hq_emb must have the same dimension, got "
                          f"{pool_emb.shape[1]} and {hq_emb.shape[1]}")
     check_tau("tau_a", tau_a)
     x, y = torch.as_tensor(pool_emb), torch.as_tensor(hq_emb)
-    result = sinkhorn(x, y, relative_epsilon=check_positive("relative_epsilon", relative_epsilon),
-                      tau_a=tau_a, tau_b=1.0, max_iter=max_iter, backend="torch")
+    scale = ({"epsilon": check_positive("epsilon", epsilon)} if epsilon is not None else
+             {"relative_epsilon": check_positive("relative_epsilon", relative_epsilon)})
+    result = sinkhorn(x, y, **scale, tau_a=tau_a, tau_b=1.0, max_iter=max_iter, tol=tol,
+                      backend="torch")
     return result.marginals()[0].numpy()
 
 

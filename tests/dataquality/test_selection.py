@@ -105,6 +105,35 @@ def test_ot_keeps_the_pool_documents_near_hq():
     assert sel.index.tolist() == list(range(35, 65))
 
 
+def test_received_mass_solves_the_semi_relaxed_problem():
+    """Against a direct minimization (scipy) of <P, C> + eps KL(P | a b^T) + rho KL(P1 | a)
+    subject to P^T 1 = b, rho = eps tau / (1 - tau), on a 4 x 3 problem."""
+    from scipy.optimize import minimize
+
+    rng = np.random.default_rng(2)
+    x, y = rng.standard_normal((4, 2)), rng.standard_normal((3, 2))
+    a, b = np.full(4, 0.25), np.full(3, 1 / 3)
+    cost = 0.5 * ((x[:, None] - y[None]) ** 2).sum(-1)
+    eps, tau = 0.3, 0.5
+    rho = eps * tau / (1 - tau)
+
+    def objective(z):
+        p = np.exp(z).reshape(4, 3)
+        row = p.sum(1)
+        return ((p * cost).sum() + eps * (p * np.log(p / np.outer(a, b)) - p).sum()
+                + rho * (row * np.log(row / a) - row).sum())
+
+    cons = {"type": "eq", "fun": lambda z: np.exp(z).reshape(4, 3).sum(0) - b}
+    z0 = np.log(np.outer(a, b)).ravel()
+    best = minimize(objective, z0, constraints=[cons], method="SLSQP",
+                    options={"ftol": 1e-14, "maxiter": 2000})
+    assert best.success
+    direct = np.exp(best.x).reshape(4, 3).sum(1)
+    mass = received_mass(x, y, epsilon=eps, tau_a=tau, tol=1e-9, max_iter=100000)
+    np.testing.assert_allclose(mass, direct, atol=1e-5)
+    assert not np.allclose(direct, a, atol=1e-3)  # the pool side is really relaxed
+
+
 @pytest.mark.parametrize(("call", "name"), [
     (lambda: select_random(5, 6), "k"),
     (lambda: select_oracle(np.zeros(5), 2, mode="bogus"), "mode"),
