@@ -213,16 +213,27 @@ def from_sympy(expr: sympy.Expr, tol: float = 0.0) -> tuple[tuple[int, ...], np.
     return tuple(keep), constants
 
 
-def simplify(skeleton: Sequence[int], constants, digits: int = 3, tol: float = 1e-3) -> sympy.Expr:
+def simplify(skeleton: Sequence[int] | None, constants, digits: int = 3, tol: float = 1e-3,
+             combine: bool = True) -> sympy.Expr:
     """The readable form of a fitted f: constants rounded to ``digits`` significant digits,
-    terms with |c| < ``tol`` dropped, then :func:`sympy.simplify` (integers shown as such)."""
+    terms with |c| < ``tol`` dropped, then :func:`sympy.simplify` (integers shown as such).
+    ``skeleton=None`` takes every nonzero entry of ``constants: [7]`` (e.g. a SINDy fit, which
+    may use more than three terms). ``combine=False`` skips :func:`sympy.simplify` (a plain
+    sum, easier to read for many terms)."""
+    if skeleton is None:
+        c = np.asarray(constants, dtype=float).ravel()
+        if c.shape != (N_TERMS,):
+            raise ValueError(f"constants must have {N_TERMS} entries with skeleton=None, got {c.shape}")
+        pairs = [(k, c[k]) for k in np.flatnonzero(c)]
+    else:
+        pairs = _coefficients(skeleton, constants)
     expr = sympy.Integer(0)
-    for k, c in _coefficients(skeleton, constants):
+    for k, c in pairs:
         if abs(c) < tol:
             continue
         r = float(f"{c:.{digits}g}")
         expr += (sympy.Integer(int(r)) if r == int(r) else sympy.Float(r, digits)) * _PHI[k]
-    return sympy.simplify(expr)
+    return sympy.simplify(expr) if combine else expr
 
 
 def skeleton_name(skeleton: Sequence[int]) -> str:

@@ -41,7 +41,7 @@ from .model import TrainedODEModel, beam_search
 from .sindy import sindy
 
 __all__ = ["METHODS", "R2_THRESHOLD", "RecoveryStudy", "new_initial_conditions",
-           "predict", "recovery_study", "read_claims"]
+           "predict", "recovery_study", "merge_studies", "read_claims"]
 
 METHODS = ("transformer", "sindy", "enumeration")
 #: A problem counts as recovered when R² ≥ this (Becker et al. 2023).
@@ -203,6 +203,25 @@ def recovery_study(trained: TrainedODEModel, *, n_problems: int = 30,
                          predicted_sorted, beam)
 
 
+def merge_studies(studies: list[RecoveryStudy]) -> RecoveryStudy:
+    """Several studies (e.g. one per pre-trained model seed) as one, their problems side by
+    side (same settings, methods and beam required)."""
+    if not studies:
+        raise ValueError("studies must not be empty")
+    first = studies[0]
+    for st in studies[1:]:
+        if (st.settings, st.methods, st.beam) != (first.settings, first.methods, first.beam):
+            raise ValueError("studies must share settings, methods and beam to be merged")
+    cat = {k: np.concatenate([getattr(st, k) for st in studies], axis=2)
+           for k in ("skeleton", "r2_obs", "r2_new", "seconds")}
+    truth = tuple(t for st in studies for t in st.truth)
+    predicted = tuple(tuple(tuple(p for st in studies for p in st.predicted[s][j])
+                            for j in range(len(first.methods)))
+                      for s in range(len(first.settings)))
+    return RecoveryStudy(first.settings, first.methods, cat["skeleton"], cat["r2_obs"],
+                         cat["r2_new"], cat["seconds"], truth, predicted, first.beam)
+
+
 def read_claims(study: RecoveryStudy, metric: str = "r2_new") -> dict:
     """The paper's three claims in this study's numbers (plain values, for the notebook's
     metrics and its "Reading this run").
@@ -214,7 +233,8 @@ def read_claims(study: RecoveryStudy, metric: str = "r2_new") -> dict:
       at the largest noise (regular sampling: ``noise``), irregular sampling without noise
       (``irregular``), irregular sampling at the smallest positive noise (``irregular_noisy``)
       and both at their largest (``both``): "higher" / "lower" / "tie"; ``drop_vs_sindy_<setting>``: the same on each method's drop from clean regular data
-      (transformer's drop − SINDy's: "lower" means the transformer is more robust).
+      (transformer's drop − SINDy's: "lower" means the transformer is more robust);
+      ``vs_enumeration_<setting>``: recovery of the transformer against enumeration.
     - ``speedup``: median enumeration time / median transformer time per problem (claim ≥ 100);
       ``crossover_skeletons``: the grammar size at which enumeration, at this cost per skeleton,
       would be 100× slower than the transformer.
@@ -231,6 +251,8 @@ def read_claims(study: RecoveryStudy, metric: str = "r2_new") -> dict:
     out.update(useful_rate=rate.estimate, useful_low=rate.low, useful_high=rate.high)
     out["useful"] = ("useful" if rate.low > 0.5 else "partial" if rate.estimate > 0.25
                      else "not useful")
+    out["vs_enumeration_clean"] = ("tie" if np.array_equal(hit[clean, tf], hit[clean, en])
+                                   else compare(hit[clean, tf], hit[clean, en]).verdict)
     for name, (sn, ir) in {"noise": (noisy, 0.0), "irregular": (0.0, irregular),
                            "irregular_noisy": (low_noise, irregular),
                            "both": (noisy, irregular)}.items():
@@ -244,6 +266,10 @@ def read_claims(study: RecoveryStudy, metric: str = "r2_new") -> dict:
                 c = compare(a, b)
                 out[f"{label}_{name}"], diff = c.verdict, c.difference.estimate
             out[f"{label}_{name}_diff"] = float(diff)
+        if np.array_equal(hit[s, tf], hit[s, en]):
+            out[f"vs_enumeration_{name}"] = "tie"
+        else:
+            out[f"vs_enumeration_{name}"] = compare(hit[s, tf], hit[s, en]).verdict
         out[f"transformer_{name}"] = float(hit[s, tf].mean())
         out[f"sindy_{name}"] = float(hit[s, sy].mean())
         out[f"enumeration_{name}"] = float(hit[s, en].mean())

@@ -102,3 +102,11 @@ def test_from_sympy_rejects_terms_outside_the_library():
     with pytest.raises(TypeError, match="expr"):
         from_sympy("y")
     assert len(TERMS) == 7
+
+
+def test_simplify_of_any_support():
+    c = np.array([0.5, 1.0, -2.0, 0.0, 0.0, 0.0, 0.0])
+    assert sympy.expand(simplify(None, c) - (sympy.Rational(1, 2) + Y - 2 * Y**2)) == 0
+    assert simplify(None, np.zeros(7)) == 0
+    with pytest.raises(ValueError, match="constants"):
+        simplify(None, np.zeros(3))

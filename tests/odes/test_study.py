@@ -124,3 +124,13 @@ def test_bad_arguments_raise(trained, study):
         study.recovered("mse")
     with pytest.raises(ValueError, match="setting"):
         study.index(0.5, 0.0)
+
+
+def test_merging_puts_problems_side_by_side(study):
+    from otkit.odes.study import merge_studies
+    both = merge_studies([study, study])
+    assert both.r2_new.shape == (4, 3, 8) and len(both.truth) == 8
+    assert both.predicted[1][2] == study.predicted[1][2] * 2
+    assert np.array_equal(both.r2_obs[:, :, 4:], study.r2_obs)
+    with pytest.raises(ValueError, match="studies"):
+        merge_studies([])
