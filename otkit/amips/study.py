@@ -20,9 +20,9 @@ Variants (:data:`VARIANTS`):
 (:func:`otkit.stats.compare` on the match rate: ``higher`` / ``lower`` / ``tie``).
 :func:`ivf_study` measures IVF recall against total FLOPs for raw queries and for KeyNet's
 predicted keys used as routing vectors (the network's FLOPs counted).
-:func:`sd_assigner_study` is the OT link: a KeyNet over the augmented keys (y_j, g_j − ½‖y_j‖²)
-of a fitted semidiscrete potential assigns SD-FM pairs in one forward pass; it is scored by its
-agreement with the exact assignment and the χ² marginal error of both.
+:mod:`otkit.amips.sdfm` holds the OT link: a KeyNet over the augmented keys
+(y_j, g_j − ½‖y_j‖²) of a fitted semidiscrete potential as an amortized SD-FM assigner, and
+flows trained on its pairs.
 
 Rows are plain dicts: ``variant``, ``seed``, ``match_rate``, ``mrr``, ``recall_10``,
 ``recall_100``, ``params``, ``width``, ``budget``, ``seconds``, ``final_loss``.
@@ -36,17 +36,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..semidiscrete import chi2_error, semidiscrete
 from ..stats import Comparison, compare
 from ..validation import check_choice, check_count, check_positive
 from .data import MipsProblem, cluster_problem
 from .models import MODELS, KeyNet, SupportNet, width_for_budget
 from .search import (
     IVFIndex,
-    augmented_keys,
-    augmented_queries,
     mips,
-    nearest_key,
     retrieval_metrics,
 )
 from .train import fit
@@ -54,7 +50,7 @@ from .train import fit
 __all__ = [
     "Variant", "VARIANTS", "StudyConfig", "build_model", "train_variant", "amips_study",
     "ClaimResult", "CLAIMS", "claim_comparisons", "mean_by_variant", "ivf_study", "model_flops",
-    "recall_at_flops", "SDAssignerResult", "sd_assigner_study",
+    "recall_at_flops",
 ]
 
 
@@ -275,53 +271,3 @@ def recall_at_flops(rows: Sequence[dict], routing: str, flops: float) -> float:
     if f < x[0] - 1e-12 or f > x[-1] + 1e-12:
         return float("nan")
     return float(np.interp(f, x, y))
-
-
-
-@dataclass(frozen=True)
-class SDAssignerResult:
-    """The amortized semidiscrete assigner against the exact one on ``n_test`` fresh points:
-    ``agreement`` (same target), χ² marginal errors (:func:`otkit.semidiscrete.chi2_error`,
-    averaged over batches of 1,024) of the exact and amortized assignments, the mean distance
-    between the two targets, and FLOPs per point (network; exact scan 2·N·(d + 1))."""
-
-    agreement: float
-    chi2_exact: float
-    chi2_amortized: float
-    target_gap: float
-    flops_network: int
-    flops_exact: int
-    n_targets: int
-
-
-def sd_assigner_study(
-    n_targets: int = 512, d: int = 2, *, sd_steps: int = 3000, steps: int = 1500, hidden: int = 32,
-    n_test: int = 4096, seed: int = 0,
-) -> SDAssignerResult:
-    """Fit g on N(0, I) → ``n_targets`` clustered targets (:func:`otkit.semidiscrete.semidiscrete`,
-    ε = 0, ½‖x − y‖²), then train a KeyNet ((d + 1) → hidden → hidden → (d + 1)) on the queries
-    (x, 1) against the augmented keys, and compare its assignments to the exact ones."""
-    n_targets = check_count("n_targets", n_targets, minimum=2)
-    y = cluster_problem(n_targets, d, clusters=4, seed=seed).keys
-
-    def source(n: int, g: torch.Generator) -> torch.Tensor:
-        return torch.randn(n, d, generator=g)
-
-    result = semidiscrete(source, y, steps=sd_steps, generator=seed)
-    keys = augmented_keys(y, result.g)
-    model = KeyNet(d + 1, (hidden, hidden), generator=torch.Generator().manual_seed(seed))
-    fit(model, keys, lambda n, g: augmented_queries(source(n, g)), steps=steps, lr=3e-3,
-        generator=torch.Generator().manual_seed(seed + 1))
-    x = source(n_test, torch.Generator().manual_seed(40_000 + seed))
-    exact = result.assign(x)
-    amortized = nearest_key(model.key(augmented_queries(x)), keys)
-    eye = torch.eye(n_targets)
-
-    def chi2(assigned: torch.Tensor) -> float:
-        return float(np.mean([chi2_error(eye[assigned[i : i + 1024]], result.b) for i in range(0, n_test, 1024)]))
-
-    return SDAssignerResult(
-        agreement=float((exact == amortized).float().mean()), chi2_exact=chi2(exact),
-        chi2_amortized=chi2(amortized), target_gap=float((y[exact] - y[amortized]).norm(dim=1).mean()),
-        flops_network=model_flops(model), flops_exact=2 * n_targets * (d + 1), n_targets=n_targets,
-    )

@@ -93,15 +93,3 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match="n"):
         cluster_problem(10, 4).queries(0)
     assert torch.isfinite(cluster_problem(50, 4).queries(5)).all()
-
-
-def test_sd_assigner_on_a_few_targets():
-    """8 targets: the amortized assigner over augmented keys agrees with the exact semidiscrete
-    assignment on most points; the exact one's marginal error is the smaller one."""
-    from otkit.amips.study import sd_assigner_study
-
-    r = sd_assigner_study(8, 2, sd_steps=1500, steps=600, hidden=16, n_test=2048)
-    assert r.agreement > 0.8
-    assert r.flops_exact == 2 * 8 * 3 and r.flops_network > 0
-    assert r.chi2_exact < 0.2
-    assert 0 <= r.target_gap

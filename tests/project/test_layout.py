@@ -31,7 +31,7 @@ PAPERS = {
     "elastic": set(),
     "lowrank": set(),
     "bloop": set(),
-    "amips": {"semidiscrete"},  # amortized semidiscrete assignments are a MIPS
+    "amips": {"semidiscrete", "flows"},  # semidiscrete assignments are a MIPS; SD-FM flows
     "reflow": {"flows"},  # ReFlow retrains otkit.flows models on teacher pairs
     "truth": {"steering"},  # probes read activations through the steering hooks
     "dataquality": set(),
