@@ -42,6 +42,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import torch
+
 from ..flows.couplings import SinkhornCoupling
 from ..flows.paired import train_on_pairs
 from ..flows.study import (
@@ -224,8 +226,11 @@ def reflow_study(
                                     coupling=coupling, steps=total, batch_size=batch_size, lr=lr, seed=seed)
                 record("SD-FM", "sd-fm", result, seed, sd_bench, sgd_steps=total,
                        seconds=time.perf_counter() - start)
+                chi2 = coupling.fit.chi2_error(sd_bench.source, num_batches=16,
+                                               generator=torch.Generator().manual_seed(99))
                 for row in rows[-len(nfes):]:
                     row["sd_potential_steps"] = int(coupling.fit.n_iter)
+                    row["sd_chi2"] = float(chi2)
             elif name == "sinkhorn":
                 result = train_flow(bench.make_model(seed), bench.source, bench.target,
                                     coupling=SinkhornCoupling(relative_epsilon=0.01, track_entropy=False),
