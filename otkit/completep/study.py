@@ -294,7 +294,7 @@ class Drift:
 
     Attributes:
         per_seed: log₂ η*(shape) − log₂ η*(base) for each seed.
-        interval: Student t interval of their mean (95%).
+        interval: Student t interval of their mean (95%; NaN bounds with one seed).
         of_mean: the same drift read on the seed-mean curves.
         best_log2_lr: log₂ η* of the seed-mean curve at this shape; edge: it lies on the grid's
             edge (at this shape or the base), so the drift may be larger than stated.
@@ -321,8 +321,9 @@ def drift(study: TransferStudy, scheme: str, width: int, depth: int) -> Drift:
                         - best_log2_lr(g.log2_lrs, base[:, s])[0])
     b, b_in = best_log2_lr(g.log2_lrs, base.mean(1))
     h, h_in = best_log2_lr(g.log2_lrs, here.mean(1))
-    return Drift(scheme, width, depth, tuple(per_seed), mean_interval(per_seed), h - b, h,
-                 not (b_in and h_in))
+    interval = (mean_interval(per_seed) if len(per_seed) > 1
+                else Interval(per_seed[0], math.nan, math.nan, 1, 0.95))
+    return Drift(scheme, width, depth, tuple(per_seed), interval, h - b, h, not (b_in and h_in))
 
 
 def read_claims(study: TransferStudy) -> dict[str, object]:
