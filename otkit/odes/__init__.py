@@ -45,6 +45,7 @@ from .model import (
     train_model,
 )
 from .sindy import sindy, stlsq
+from .study import RecoveryStudy, merge_studies, predict, read_claims, recovery_study
 
 __all__ = [
     "TERMS", "SKELETONS", "features", "skeleton_tokens", "parse_tokens", "to_sympy",
@@ -54,4 +55,5 @@ __all__ = [
     "float_encode", "float_decode",
     "Fit", "fit_constants", "refine", "select", "enumerate_fit", "simulate", "r2_score",
     "sindy", "stlsq",
+    "RecoveryStudy", "predict", "recovery_study", "merge_studies", "read_claims",
 ]
