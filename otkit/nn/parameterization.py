@@ -31,7 +31,20 @@ output logits × (multiplier)       1         1/m_N         1/m_N
 "Hidden weights" are the matrices whose fan-in grows with the width (W_qkv, W_out, W_fc,
 W_proj in a transformer block; the hidden-to-hidden layers of an MLP). Weight decay is
 AdamW's decoupled one, applied as θ ← θ − lr·λ·θ, so λ·m_N keeps lr·λ independent of the
-width (the paper's rule). Forms used and choices made here:
+width (the paper's rule).
+
+Sources of the forms: the searchable text of the paper gave its abstract, its residual form
+h^(l+1) = h^l + L^(−α) F_l(h^l) with α = 1 for CompleteP and ½ for depth-μP, but not Table 1
+itself; the hidden-weight rows (r = m_L^(−α), lr η·m_N^(−1)·m_L^(α−1), ε·m_N^(−1)·m_L^(−α),
+init σ·m_N^(−½), logits × 1/m_N, weight decay λ·m_N) are those of the public baseline as
+quoted in otkit's issue 27 and as they read in public implementations of it (``depth_lr_scaling
+= depth_multiplier ** (alpha − 1)``, ``eps *= 1/width_multiplier · depth_multiplier ** −alpha``,
+``residual_scaling = 1 / depth_multiplier ** alpha``). Two readings are this module's own: that
+implementation scales the global ε (every group); here only hidden weights get the width factor
+and in-block vectors the depth factor m_L^(−α), embeddings and unembedding keep ε; and in-block
+biases and norms take the depth factor of the hidden learning rate, m_L^(α−1).
+
+Forms used and choices made here:
 
 * σ of each weight is the one the base model's own initialization gives it: GPT-2's
   N(0, 0.02²) with the residual projections (W_out, W_proj) at 0.02/√(2L). SP keeps that rule
