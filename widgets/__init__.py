@@ -14,6 +14,14 @@
   quadratic toy; its computation is :func:`compute_bloop`, returning a :class:`BloopState`.
 * :class:`TruthExplorer` (``widgets.truth``): layer and L2 strength of truth probes → in/cross-task
   AUROC and cosine heat-maps; its computation is :func:`compute_truth`.
+* :class:`ReflowExplorer` (``widgets.reflow``): NFE and Simple ReFlow's technique toggles on
+  8 Gaussians → moons; its computation is :func:`compute_reflow`.
+* :class:`DataQualityExplorer` (``widgets.dataquality``): keep fraction → each selector's
+  composition and the HQ-loss / cloze trade-off over a precomputed grid; its computation is
+  :func:`compute_dataquality`.
+* :class:`ODEExplorer` (``widgets.odes``): equation, initial condition, noise and sampling → the
+  ODEs recovered by the pre-trained transformer, SINDy and enumeration, with their fits; its
+  computation is :func:`compute_odes`.
 
 Each widget's computation is a plain function that tests call without a browser.
 """
@@ -22,11 +30,13 @@ from .amips import AmipsExplorer, AmipsState, compute_amips
 from .base import InteractiveFigure
 from .bloop import BloopExplorer, BloopState, compute_bloop
 from .conformal import ConformalExplorer, ConformalState, compute_conformal
+from .dataquality import DataQualityExplorer, DataQualityState, compute_dataquality
 from .elastic import ElasticExplorer, ElasticState, compute_elastic
 from .flows import SharpnessExplorer, SharpnessState, compute_sharpness
 from .lowrank import LowRankExplorer, LowRankState, compute_lowrank
+from .odes import ODEExplorer, OdeState, compute_odes
 from .progot import ProgOTExplorer, ProgOTState, compute_progot
-from .reflow import ReflowExplorer, ReflowState, compute_reflow  # noqa: F401
+from .reflow import ReflowExplorer, ReflowState, compute_reflow
 from .semidiscrete import (
     LaguerreExplorer,
     LaguerreState,
@@ -49,4 +59,7 @@ __all__ = [
     "BloopExplorer", "BloopState", "compute_bloop",
     "AmipsExplorer", "AmipsState", "compute_amips",
     "TruthExplorer", "TruthState", "compute_truth",
+    "ReflowExplorer", "ReflowState", "compute_reflow",
+    "DataQualityExplorer", "DataQualityState", "compute_dataquality",
+    "ODEExplorer", "OdeState", "compute_odes",
 ]
