@@ -5,6 +5,10 @@ k = c_a + A_a z, z ~ N(0, I_d), with A_a = U_a diag(σ_a) a random rotation U_a 
 σ_a log-uniform in [0.05, 1] (strongly anisotropic). Queries: a Gaussian mixture on the same
 number of centres, each query centre c'_a = c_a + δ u_a (u_a a random unit vector, δ = ``shift``),
 with isotropic spread ``query_scale``: the query law is not the key law, as in retrieval.
+
+A real set (:func:`digits_problem`): the keys are the 1,438 training images of scikit-learn's
+8×8 digits (``[1438, 64]`` in [-1, 1]); the queries are held-out digits (the test split) plus
+isotropic noise of spread ``query_scale``.
 """
 
 from __future__ import annotations
@@ -14,9 +18,10 @@ from dataclasses import dataclass
 
 import torch
 
+from ..data.samplers import digits
 from ..validation import check_count, check_positive
 
-__all__ = ["MipsProblem", "cluster_problem"]
+__all__ = ["MipsProblem", "cluster_problem", "digits_problem"]
 
 
 @dataclass(frozen=True)
@@ -64,3 +69,12 @@ def cluster_problem(
     u = torch.randn(clusters, d, generator=g, dtype=torch.float64)
     u = u / u.norm(dim=1, keepdim=True)
     return MipsProblem(keys.to(dtype), (centres + shift * u).to(dtype), query_scale)
+
+
+def digits_problem(*, query_scale: float = 0.5, dtype: torch.dtype = torch.float32) -> MipsProblem:
+    """Keys: the training split of the 8×8 digits (:func:`otkit.data.samplers.digits`, split
+    seed 0), ``[1438, 64]``; query centres: the 359 held-out test digits, spread
+    ``query_scale``. The same keys for every seed (seeds vary the queries and the networks)."""
+    query_scale = check_positive("query_scale", query_scale)
+    return MipsProblem(digits(split="train", seed=0, dtype=dtype),
+                       digits(split="test", seed=0, dtype=dtype), query_scale)

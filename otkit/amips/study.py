@@ -38,7 +38,7 @@ import torch
 
 from ..stats import Comparison, compare
 from ..validation import check_choice, check_count, check_positive
-from .data import MipsProblem, cluster_problem
+from .data import MipsProblem, cluster_problem, digits_problem
 from .models import MODELS, KeyNet, SupportNet, width_for_budget
 from .search import (
     IVFIndex,
@@ -48,7 +48,7 @@ from .search import (
 from .train import fit
 
 __all__ = [
-    "Variant", "VARIANTS", "StudyConfig", "build_model", "train_variant", "amips_study",
+    "Variant", "VARIANTS", "StudyConfig", "DIGITS", "build_model", "train_variant", "amips_study",
     "ClaimResult", "CLAIMS", "claim_comparisons", "mean_by_variant", "ivf_study", "model_flops",
     "recall_at_flops",
 ]
@@ -79,8 +79,13 @@ VARIANTS: dict[str, Variant] = {
 
 @dataclass(frozen=True)
 class StudyConfig:
-    """Sizes and training settings (defaults: the full run; notebook 10's quick run is smaller)."""
+    """Sizes and training settings (defaults: the full run; notebook 10's quick run is smaller).
 
+    ``data``: ``"clusters"`` (:func:`~otkit.amips.data.cluster_problem` with ``m`` keys in
+    ``d`` dimensions) or ``"digits"`` (:func:`~otkit.amips.data.digits_problem`: ``m`` and
+    ``d`` must be its 1,438 and 64, see :data:`DIGITS`)."""
+
+    data: str = "clusters"
     m: int = 20_000
     d: int = 32
     clusters: int = 16
@@ -100,10 +105,21 @@ class StudyConfig:
         """The parameter budget, budget_ratio · m · d."""
         return int(self.budget_ratio * self.m * self.d)
 
+    def __post_init__(self) -> None:
+        check_choice("data", self.data, ("clusters", "digits"))
+        if self.data == "digits" and (self.m, self.d) != (1438, 64):
+            raise ValueError(f"the digits keys are m = 1438 in d = 64, got m = {self.m}, d = {self.d}")
+
     def problem(self, seed: int) -> MipsProblem:
+        if self.data == "digits":
+            return digits_problem(query_scale=self.query_scale)
         return cluster_problem(
             self.m, self.d, clusters=self.clusters, shift=self.shift, query_scale=self.query_scale, seed=seed
         )
+
+
+#: The real set: 8×8 digits as keys, held-out digits plus noise as queries.
+DIGITS = StudyConfig(data="digits", m=1438, d=64)
 
 
 def build_model(variant: Variant, config: StudyConfig, seed: int) -> torch.nn.Module:

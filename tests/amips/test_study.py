@@ -93,3 +93,22 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match="n"):
         cluster_problem(10, 4).queries(0)
     assert torch.isfinite(cluster_problem(50, 4).queries(5)).all()
+
+
+def test_digits_problem_holds_the_training_digits_and_checks_its_sizes():
+    from otkit.amips.data import digits_problem
+    from otkit.amips.study import DIGITS
+    from otkit.data.samplers import digits
+
+    problem = DIGITS.problem(0)
+    assert problem.keys.shape == (1438, 64) and DIGITS.budget == int(0.2 * 1438 * 64)
+    assert torch.equal(problem.keys, digits(split="train", seed=0))
+    assert torch.equal(digits_problem().query_centres, digits(split="test", seed=0))
+    q = problem.queries(500, torch.Generator().manual_seed(0))
+    # queries are held-out digits plus noise of spread 0.5: their nearest test digit is near
+    gap = torch.cdist(q, problem.query_centres).min(1).values
+    assert gap.median() < 0.5 * 8 * 1.5
+    with pytest.raises(ValueError, match="m = 1438"):
+        StudyConfig(data="digits")
+    with pytest.raises(ValueError, match="data"):
+        StudyConfig(data="faces")
