@@ -19,6 +19,9 @@
 * :class:`DataQualityExplorer` (``widgets.dataquality``): keep fraction → each selector's
   composition and the HQ-loss / cloze trade-off over a precomputed grid; its computation is
   :func:`compute_dataquality`.
+* :class:`CompletePExplorer` (``widgets.completep``): width and depth → held-out loss against the
+  learning rate per parameterization (SP, μP, CompleteP); its computation is
+  :func:`compute_completep`.
 * :class:`ODEExplorer` (``widgets.odes``): equation, initial condition, noise and sampling → the
   ODEs recovered by the pre-trained transformer, SINDy and enumeration, with their fits; its
   computation is :func:`compute_odes`.
@@ -29,6 +32,7 @@ Each widget's computation is a plain function that tests call without a browser.
 from .amips import AmipsExplorer, AmipsState, compute_amips
 from .base import InteractiveFigure
 from .bloop import BloopExplorer, BloopState, compute_bloop
+from .completep import CompletePExplorer, CompletePState, compute_completep
 from .conformal import ConformalExplorer, ConformalState, compute_conformal
 from .dataquality import DataQualityExplorer, DataQualityState, compute_dataquality
 from .elastic import ElasticExplorer, ElasticState, compute_elastic
@@ -62,4 +66,5 @@ __all__ = [
     "ReflowExplorer", "ReflowState", "compute_reflow",
     "DataQualityExplorer", "DataQualityState", "compute_dataquality",
     "ODEExplorer", "OdeState", "compute_odes",
+    "CompletePExplorer", "CompletePState", "compute_completep",
 ]

@@ -10,7 +10,9 @@
 * :mod:`~otkit.nn.transformer`: a small decoder-only transformer (GPT-2's layout) with hooks
   on every block and per-module parameter groups;
 * :mod:`~otkit.nn.trainer`: an AdamW trainer (warmup + cosine, gradient clipping, progress bar);
-* :mod:`~otkit.nn.icnn`: input-convex networks (non-negative hidden weights, input re-injection).
+* :mod:`~otkit.nn.icnn`: input-convex networks (non-negative hidden weights, input re-injection);
+* :mod:`~otkit.nn.parameterization`: SP, μP, depth-μP and CompleteP (per-group AdamW lr/ε/weight
+  decay, init, residual and logit multipliers).
 
 Import rule: ``otkit.nn`` imports only the engine (held by ``tests/project/test_layout.py``).
 """
@@ -27,6 +29,13 @@ from .hooks import (
 )
 from .icnn import ICNN, icnn_parameter_count
 from .ode import EVALUATIONS_PER_STEP, SAMPLERS, integrate
+from .parameterization import (
+    Multipliers,
+    Parameterized,
+    multipliers,
+    parameterize_mlp,
+    parameterize_transformer,
+)
 from .surgery import (
     METHODS,
     GradientSurgery,
@@ -77,4 +86,9 @@ __all__ = [
     "IGNORE",
     "ICNN",
     "icnn_parameter_count",
+    "Multipliers",
+    "Parameterized",
+    "multipliers",
+    "parameterize_mlp",
+    "parameterize_transformer",
 ]
