@@ -342,7 +342,7 @@ def multiscale_sinkhorn(
     epsilon_scaling: float = 0.5,
     leaf_size: int = 8,
     truncation: float = 10.0,
-    coarse_size: int = 4096,
+    coarse_size: int = 1024,
 ) -> MultiscaleResult:
     """Balanced entropic OT between ``x: [n, d]`` and ``y: [m, d]``, d ≤ 3, for ½‖x − y‖²,
     by multiscale ε-scaling with kernel truncation (module docstring).
