@@ -352,22 +352,31 @@ def loss_accuracy_spearman(runs: Sequence[PretrainRun], probe: str = "attentive"
     return {"rho": float(res.statistic), "pvalue": float(res.pvalue), "n": len(pts)}
 
 
-def final(runs: Sequence[PretrainRun], metric: str) -> list[float]:
-    """The last checkpoint's ``metric`` (loss, linear or attentive) of each run, in order."""
+def final(runs: Sequence[PretrainRun], metric: str, *, step: int | None = None) -> list[float]:
+    """The last checkpoint's ``metric`` (loss, linear or attentive) of each run, in order (or
+    the checkpoint at ``step``, e.g. 0 for the random initialization)."""
     check_choice("metric", metric, ("loss",) + PROBES)
-    return [getattr(r.checkpoints[-1], metric) for r in runs]
+    out = []
+    for r in runs:
+        ckpt = r.checkpoints[-1] if step is None else next(
+            (c for c in r.checkpoints if c.step == step), None)
+        if ckpt is None:
+            raise ValueError(f"step={step} is not a checkpoint of the run with seed {r.seed}")
+        out.append(getattr(ckpt, metric))
+    return out
 
 
 def paired_verdict(a: Sequence[PretrainRun], b: Sequence[PretrainRun],
-                   metric: str = "attentive") -> dict:
+                   metric: str = "attentive", *, step_b: int | None = None) -> dict:
     """Setting ``a`` against ``b`` on the final ``metric``, paired by seed: the means, the
     interval of a − b over seeds and the verdict (``"higher"`` / ``"lower"`` / ``"tie"``,
-    :func:`otkit.stats.compare`)."""
+    :func:`otkit.stats.compare`). ``step_b`` reads ``b`` at that checkpoint instead (with
+    ``b = a`` and ``step_b = 0``: trained against the random initialization)."""
     sa, sb = [r.seed for r in a], [r.seed for r in b]
     if sa != sb:
         raise ValueError(f"a and b must be runs over the same seeds in the same order, got {sa} "
                          f"and {sb}")
-    va, vb = final(a, metric), final(b, metric)
+    va, vb = final(a, metric), final(b, metric, step=step_b)
     cmp = compare(va, vb)
     return {"a": float(np.mean(va)), "b": float(np.mean(vb)),
             "difference": cmp.difference.estimate, "low": cmp.difference.low,

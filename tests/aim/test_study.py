@@ -86,6 +86,12 @@ def test_spearman_against_scipy_and_verdicts():
     assert paired_verdict(a, b)["verdict"] == "higher"
     assert paired_verdict(b, a)["verdict"] == "lower"
     assert final(a, "linear") == [0.9, 0.91, 0.92]
+    two = _runs([[(0.5, 0.2), (0.1, 0.9)], [(0.5, 0.25), (0.1, 0.91)], [(0.5, 0.22), (0.1, 0.95)]])
+    assert final(two, "attentive", step=1) == [0.2, 0.25, 0.22]
+    init = paired_verdict(two, two, "attentive", step_b=1)
+    assert init["verdict"] == "higher" and init["b"] == pytest.approx(np.mean([0.2, 0.25, 0.22]))
+    with pytest.raises(ValueError, match="step"):
+        final(two, "loss", step=5)
     with pytest.raises(ValueError, match="seeds"):
         paired_verdict(a, b[:2])
     with pytest.raises(ValueError, match="probe"):
