@@ -7,10 +7,19 @@ linear in n for costs given as low-rank factors. :mod:`otkit.lowrank.gromov` sol
 unbalanced) Gromov-Wasserstein the same way (Scetbon, Peyré and Cuturi 2022).
 """
 
-from .gromov import EntropicGWResult, LowRankGWResult, entropic_gw, gw_cost, lowrank_gw
+from .gromov import (
+    EntropicGWResult,
+    LowRankGWResult,
+    entropic_gw,
+    gw_cost,
+    lowrank_gw,
+    rigid_fit,
+    transfer_labels,
+)
 from .solver import LowRankResult, factorize_cost, lowrank
 
 __all__ = [
     "LowRankResult", "lowrank", "factorize_cost",
     "LowRankGWResult", "lowrank_gw", "EntropicGWResult", "entropic_gw", "gw_cost",
+    "transfer_labels", "rigid_fit",
 ]

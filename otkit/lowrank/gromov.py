@@ -74,7 +74,10 @@ from .solver import (
     factorize_cost,
 )
 
-__all__ = ["LowRankGWResult", "EntropicGWResult", "lowrank_gw", "entropic_gw", "gw_cost"]
+__all__ = [
+    "LowRankGWResult", "EntropicGWResult", "lowrank_gw", "entropic_gw", "gw_cost", "transfer_labels",
+    "rigid_fit",
+]
 
 Factors = tuple[torch.Tensor, torch.Tensor]
 
@@ -462,3 +465,42 @@ def entropic_gw(
     return EntropicGWResult(
         plan=plan, cost=cost.item(), alpha=alpha, epsilon=epsilon, rho_a=rho_a, rho_b=rho_b,
         converged=converged, n_iter=len(errors), errors=torch.tensor(errors, dtype=torch.float64))
+
+
+# ------------------------------------------------------------------ reading a coupling
+
+
+def transfer_labels(coupling, labels: torch.Tensor, num_classes: int | None = None) -> torch.Tensor:
+    """Each source point's label by the plan's vote, argmax_c (P onehot(labels))_i, ``[n]``.
+
+    ``coupling``: any result with ``apply`` (``[m] → [n]``); ``labels: [m]`` integers of the
+    target. Linear in n for a low-rank coupling.
+    """
+    if not isinstance(labels, torch.Tensor) or labels.ndim != 1 or labels.is_floating_point():
+        raise ValueError("labels must be a 1-d integer tensor [m]")
+    classes = int(labels.max().item()) + 1 if num_classes is None else check_count("num_classes", num_classes)
+    onehot = torch.nn.functional.one_hot(labels.long(), classes).to(coupling.a.dtype)
+    return coupling.apply(onehot).argmax(1)
+
+
+def rigid_fit(
+    source: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The rigid motion (rotation ``[d, d]``, det +1, and shift ``[d]``) minimizing
+    Σ w_i ‖R s_i + t − y_i‖² (Kabsch / orthogonal Procrustes, by an SVD).
+
+    With ``target`` a coupling's barycentric projection of ``source``, it reads the motion
+    that GW found between two slices (as PASTE does with FGW plans).
+    """
+    source, target = check_cloud("source", source), check_cloud("target", target)
+    if source.shape != target.shape:
+        raise ValueError(f"source and target must have one shape, got {tuple(source.shape)} and {tuple(target.shape)}")
+    w = torch.ones_like(source[:, 0]) if weights is None else check_weights("weights", weights, source.shape[0], source)
+    w = w / w.sum()
+    mu_s, mu_t = w @ source, w @ target
+    cov = (target - mu_t).T @ (w[:, None] * (source - mu_s))
+    u, _, vt = torch.linalg.svd(cov)
+    sign = torch.ones_like(mu_s)
+    sign[-1] = torch.sign(torch.linalg.det(u @ vt))
+    rotation = u @ torch.diag(sign) @ vt
+    return rotation, mu_t - rotation @ mu_s

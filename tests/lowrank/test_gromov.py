@@ -201,3 +201,19 @@ def test_bad_inputs_name_the_argument():
         entropic_gw(x, y, epsilon=0.0)
     with pytest.raises(ValueError, match="rho_a"):
         lowrank_gw(x, y, rank=2, rho_a=-1.0)
+
+
+def test_rigid_fit_recovers_a_known_motion_and_labels_transfer():
+    from otkit.lowrank.gromov import rigid_fit, transfer_labels
+
+    gen = torch.Generator().manual_seed(7)
+    src = torch.randn(30, 2, generator=gen, dtype=F64)
+    rot, shift = _rotation(2.0), torch.tensor([3.0, -1.0], dtype=F64)
+    est_rot, est_shift = rigid_fit(src, src @ rot.T + shift)
+    torch.testing.assert_close(est_rot, rot)
+    torch.testing.assert_close(est_shift, shift)
+    # a reflection is not a rotation: the fit stays in SO(2)
+    assert torch.linalg.det(rigid_fit(src, src * torch.tensor([1.0, -1.0], dtype=F64))[0]) > 0
+    x, y, perm, labels = _clusters(4)
+    fit = _solve(x, y, rank=4, seeds=(0,))
+    assert (transfer_labels(fit, labels[perm]) == labels).float().mean() >= 0.95
