@@ -450,6 +450,18 @@ NEAR_ORTHOGONAL = 2.0  # mean off-task |cos| at most this times the random-direc
 CLUSTERED = 0.9  # task-ID decoding accuracy at least this (and silhouette > 0)
 
 
+def chance_verdict(auroc: Interval) -> str:
+    """"near chance" when the interval of a mean AUROC lies inside 0.5 ± :data:`NEAR_CHANCE`,
+    "above chance" / "below chance" when it lies outside it on one side, else "unclear"."""
+    if 0.5 - NEAR_CHANCE <= auroc.low and auroc.high <= 0.5 + NEAR_CHANCE:
+        return "near chance"
+    if auroc.low > 0.5 + NEAR_CHANCE:
+        return "above chance"
+    if auroc.high < 0.5 - NEAR_CHANCE:
+        return "below chance"
+    return "unclear"
+
+
 def read_claims(studies: Sequence[ProbeStudy], layer: int | None = None) -> dict[str, object]:
     """The paper's three claims read over several probe studies (e.g. several split seeds).
 
@@ -481,14 +493,7 @@ def read_claims(studies: Sequence[ProbeStudy], layer: int | None = None) -> dict
         return mean_interval(values)
 
     cross, in_task = interval("cross_task_auroc"), interval("in_task_auroc")
-    if 0.5 - NEAR_CHANCE <= cross.low and cross.high <= 0.5 + NEAR_CHANCE:
-        transfer = "near chance"
-    elif cross.low > 0.5 + NEAR_CHANCE:
-        transfer = "above chance"
-    elif cross.high < 0.5 - NEAR_CHANCE:
-        transfer = "below chance"
-    else:
-        transfer = "unclear"
+    transfer = chance_verdict(cross)
     cos, self_cos = interval("abs_cosine"), interval("self_cosine")
     rand = studies[0].random_cosine
     decoding, silhouette = interval("task_decoding"), interval("silhouette")
