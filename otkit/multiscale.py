@@ -492,11 +492,12 @@ def _solve(x, y, a, b, eps, tol, max_iter, scaling, leaf_size, truncation, coars
         if n_iter >= max_iter:
             break
         new = _kept_pairs(lx, ly, f, g, eps, truncation)
-        old_code, new_code = pairs[0] * ly.count + pairs[1], new[0] * ly.count + new[1]
-        if bool(torch.isin(new_code, old_code).all()):
+        kept = torch.zeros(lx.count, ly.count, dtype=torch.bool, device=f.device)
+        kept[pairs] = True
+        if bool(kept[new].all()):
             break
-        code = torch.unique(torch.cat([old_code, new_code]))
-        pairs, rows, cols = build(eps, (code // ly.count, code % ly.count))
+        kept[new] = True
+        pairs, rows, cols = build(eps, torch.nonzero(kept, as_tuple=True))
     kept = pairs[0].numel() * leaf_size**2 / (x.shape[0] * y.shape[0])
     return (lx.scatter(f), ly.scatter(g), n_iter,
             torch.tensor(errors, dtype=torch.float64), min(kept, 1.0), coarse_iter,
