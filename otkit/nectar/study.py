@@ -145,7 +145,8 @@ def prepare_context(model: Transformer, spec: LookupSpec, n: int, *, seed: int =
 def evaluate(model: Transformer, setup: ContextSetup, summaries: Sequence) -> dict[str, float]:
     """Accuracy, loss and their gaps to the full cache with every layer summarized, and each
     layer's errors on the exact model's test queries (``logz_l``, ``o_l``, ``attn_l``) with
-    their mean over layers ``attn``."""
+    their mean over layers ``attn``; ``attn_question``: that mean at the question positions
+    only (the queries whose answers are scored)."""
     logits = forward_live(model, setup.test_live, setup.n, summaries)
     correct, loss = _score(logits, setup.answers)
     out = {"accuracy": float(correct.float().mean()), "loss": float(loss.mean()),
@@ -153,7 +154,7 @@ def evaluate(model: Transformer, setup: ContextSetup, summaries: Sequence) -> di
            "loss_full": float(setup.loss.mean())}
     out["accuracy_gap"] = out["accuracy_full"] - out["accuracy"]
     out["loss_gap"] = out["loss"] - out["loss_full"]
-    attn = []
+    attn, attn_q = [], []
     for layer, (summary, (q, k, v, log_z, o)) in enumerate(zip(summaries, setup.test_record)):
         z_hat, o_hat = summary(q)
         want = merge_attention(log_z, o, q, k, v)
@@ -162,7 +163,10 @@ def evaluate(model: Transformer, setup: ContextSetup, summaries: Sequence) -> di
         out[f"o_{layer}"] = float((o_hat - o).norm(dim=-1).mean() / o.norm(dim=-1).mean())
         out[f"attn_{layer}"] = float((got - want).norm(dim=-1).mean() / want.norm(dim=-1).mean())
         attn.append(out[f"attn_{layer}"])
+        asked = (got - want)[..., 0::2, :].norm(dim=-1).mean() / want[..., 0::2, :].norm(dim=-1).mean()
+        attn_q.append(float(asked))
     out["attn"] = float(np.mean(attn))
+    out["attn_question"] = float(np.mean(attn_q))
     return out
 
 
@@ -263,7 +267,8 @@ def nectar_study(
                                   "allocation_width": alloc_w})
 
 
-def mean_rows(study: NectarStudy, keys: Sequence[str] = ("accuracy_gap", "loss_gap", "attn")
+def mean_rows(study: NectarStudy,
+              keys: Sequence[str] = ("accuracy_gap", "loss_gap", "attn", "attn_question")
               ) -> list[dict]:
     """Rows averaged over contexts, one per (method, width, n), in the study's order."""
     groups: dict = {}
@@ -350,6 +355,8 @@ def read_claims(study: NectarStudy, timing: Sequence[dict] | None = None) -> dic
         "spearman_accuracy": _spearman([r["attn"] for r in means],
                                        [r["accuracy_gap"] for r in means]),
         "spearman_loss": _spearman([r["attn"] for r in means], [r["loss_gap"] for r in means]),
+        "spearman_accuracy_question": _spearman([r["attn_question"] for r in means],
+                                                [r["accuracy_gap"] for r in means]),
         "settings": len(means),
     }
     uni = [r for r in study.rows if r["method"] == "nectar_uniform"]
