@@ -8,8 +8,11 @@ sharded Sinkhorn in :mod:`otkit.distributed`.
 Shared building blocks: :mod:`otkit.nn` (networks, ODE integrators, hooks) and
 :mod:`otkit.data` (toys, digits, ground-truth maps). One package per paper:
 :mod:`otkit.progot`, :mod:`otkit.flows`, :mod:`otkit.semidiscrete`, :mod:`otkit.conformal`,
-:mod:`otkit.steering`, :mod:`otkit.elastic`, :mod:`otkit.lowrank`; batch runs in
-:mod:`otkit.runs`.
+:mod:`otkit.steering`, :mod:`otkit.elastic`, :mod:`otkit.lowrank`, :mod:`otkit.amips`,
+:mod:`otkit.reflow`, :mod:`otkit.bloop`, :mod:`otkit.truth`, :mod:`otkit.dataquality`,
+:mod:`otkit.nectar`, :mod:`otkit.completep`, :mod:`otkit.aim`, :mod:`otkit.odes`; batch runs
+in :mod:`otkit.runs`. The multiscale (coarse-to-fine, truncated) Sinkhorn for d ≤ 3 is
+:mod:`otkit.multiscale`.
 
 Conventions: the squared Euclidean cost is ½‖x − y‖², potentials are in cost units and the
 plan is P_ij = a_i b_j exp((f_i + g_j − C_ij)/ε) (see the README).

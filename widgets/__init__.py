@@ -22,6 +22,11 @@
 * :class:`CompletePExplorer` (``widgets.completep``): width and depth → held-out loss against the
   learning rate per parameterization (SP, μP, CompleteP); its computation is
   :func:`compute_completep`.
+* :class:`AIMExplorer` (``widgets.aim``): trunk width and checkpoint → held-out pre-training
+  loss against probe accuracy, and next-patch predictions; its computation is
+  :func:`compute_aim`.
+* :class:`NectarExplorer` (``widgets.nectar``): hidden width of each layer's Nectar networks →
+  accuracy gap to the full cache; its computation is :func:`compute_nectar`.
 * :class:`ODEExplorer` (``widgets.odes``): equation, initial condition, noise and sampling → the
   ODEs recovered by the pre-trained transformer, SINDy and enumeration, with their fits; its
   computation is :func:`compute_odes`.
@@ -29,6 +34,7 @@
 Each widget's computation is a plain function that tests call without a browser.
 """
 
+from .aim import AIMExplorer, AIMState, compute_aim
 from .amips import AmipsExplorer, AmipsState, compute_amips
 from .base import InteractiveFigure
 from .bloop import BloopExplorer, BloopState, compute_bloop
@@ -38,6 +44,7 @@ from .dataquality import DataQualityExplorer, DataQualityState, compute_dataqual
 from .elastic import ElasticExplorer, ElasticState, compute_elastic
 from .flows import SharpnessExplorer, SharpnessState, compute_sharpness
 from .lowrank import LowRankExplorer, LowRankState, compute_lowrank
+from .nectar import NectarExplorer, NectarState, compute_nectar
 from .odes import ODEExplorer, OdeState, compute_odes
 from .progot import ProgOTExplorer, ProgOTState, compute_progot
 from .reflow import ReflowExplorer, ReflowState, compute_reflow
@@ -67,4 +74,6 @@ __all__ = [
     "DataQualityExplorer", "DataQualityState", "compute_dataquality",
     "ODEExplorer", "OdeState", "compute_odes",
     "CompletePExplorer", "CompletePState", "compute_completep",
+    "AIMExplorer", "AIMState", "compute_aim",
+    "NectarExplorer", "NectarState", "compute_nectar",
 ]
