@@ -16,7 +16,9 @@ almost empty.
 * :func:`compute_lowrank` — the computation, a plain function returning a frozen
   :class:`LowRankState`; no browser or widget needed.
 * :class:`LowRankExplorer` — the widget. Controls: the rank, ρ (one value for both
-  marginals, from :data:`RHO_OPTIONS`; ∞ = balanced), n, the outlier fraction and a seed
+  marginals, from :data:`RHO_OPTIONS`; ∞ = balanced), α (the weight of the structure in
+  fused Gromov-Wasserstein, :func:`otkit.lowrank.gromov.lowrank_gw`: 0 is linear OT on the
+  coordinates, 1 pure GW on the intra-cloud distances, blind to where y lies), n, the outlier fraction and a seed
   (data and initialization).
   States are kept in a small cache (:class:`widgets.base.FitCache`): returning
   to an earlier setting redraws without solving.
@@ -49,6 +51,7 @@ import torch
 
 import otkit
 from otkit.data import clouds_with_outliers
+from otkit.lowrank.gromov import lowrank_gw
 from otkit.validation import check_count, check_probability, check_rho
 
 from .base import (
@@ -102,10 +105,11 @@ class LowRankState:
             balanced).
         transported_mass: the total mass of P (1 when balanced, less when ρ < ∞).
         error: the mean distance ‖P y / P1 − T(x)‖ over the source points.
-        cost: ⟨C, P⟩ with C = ½‖x − y‖².
+        cost: ⟨C, P⟩ with C = ½‖x − y‖² (the FGW_α cost when α > 0).
         converged, n_iter: the solver's.
         time_s: seconds of the whole compute (data and solve).
         warnings: messages of the recorded warnings (the solver's non-convergence).
+        alpha: the structure weight of fused GW (0: linear low-rank OT).
     """
 
     rank: int
@@ -134,6 +138,7 @@ class LowRankState:
     n_iter: int
     time_s: float
     warnings: tuple[str, ...] = ()
+    alpha: float = 0.0
 
     @property
     def m(self) -> int:
@@ -149,6 +154,7 @@ def compute_lowrank(
     outlier_fraction: float = 0.1,
     seed: int = 0,
     max_iter: int = 1000,
+    alpha: float = 0.0,
 ) -> LowRankState:
     """Solve low-rank OT of rank ``rank``, both marginals penalized by ``rho``, on the toy.
 
@@ -165,6 +171,9 @@ def compute_lowrank(
         outlier_fraction: outliers in y per source point, in [0, 1).
         seed: seeds the data and the factors' random initialization (≥ 0).
         max_iter: the solver's outer steps.
+        alpha: in [0, 1]; > 0 solves fused GW instead, ``lowrank_gw(x, y, features=(x, y),
+            alpha=alpha, ...)``: structure ½‖x − x'‖², ½‖y − y'‖² weighted α, the linear
+            cost ½‖x − y‖² weighted 1 − α.
 
     Bad arguments raise ``ValueError`` (``TypeError`` for a wrong type), naming the argument,
     before any solve. Non-convergence does not raise: it is recorded in ``warnings``.
@@ -180,14 +189,22 @@ def compute_lowrank(
         raise ValueError("outlier_fraction must lie in [0, 1), got 1.0")
     seed = check_count("seed", seed, minimum=0)
     max_iter = check_count("max_iter", max_iter)
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be a number in [0, 1], got {alpha!r}")
+    alpha = float(alpha)
 
     data = clouds_with_outliers(
         n, outlier_fraction=outlier_fraction, seed=seed, dtype=torch.float64
     )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        result = otkit.lowrank(data.x, data.y, rank=rank, rho_a=rho, rho_b=rho,
-                               max_iter=max_iter, generator=seed)
+        if alpha == 0.0:
+            result = otkit.lowrank(data.x, data.y, rank=rank, rho_a=rho, rho_b=rho,
+                                   max_iter=max_iter, generator=seed)
+        else:
+            result = lowrank_gw(data.x, data.y, rank=rank, features=(data.x, data.y),
+                                alpha=alpha, rho_a=rho, rho_b=rho, max_iter=max_iter,
+                                generator=seed)
     sent, received = result.marginals()
     total = received.sum()
     q_mass = result.q.sum(0).clamp_min(1e-300)  # a factor may end with (almost) no mass
@@ -204,7 +221,7 @@ def compute_lowrank(
         transported_mass=total.item(),
         error=(projection - data.truth).norm(dim=1).mean().item(),
         cost=result.ot_cost().item(), converged=result.converged, n_iter=result.n_iter,
-        time_s=time.perf_counter() - start, warnings=recorded_warnings(caught),
+        time_s=time.perf_counter() - start, warnings=recorded_warnings(caught), alpha=alpha,
     )
 
 
@@ -215,7 +232,7 @@ class LowRankExplorer(InteractiveFigure):
     """The low-rank explorer (module docstring).
 
     Args:
-        rank, rho, n, outlier_fraction, seed: initial control values (see
+        rank, rho, n, outlier_fraction, seed, alpha: initial control values (see
             :func:`compute_lowrank`; ``n`` one of :data:`N_OPTIONS`, ``rho`` one of
             :data:`RHO_OPTIONS`, ``rank`` ≤ 50).
         cache_size: states kept by the widget's cache (:attr:`cache`).
@@ -236,6 +253,7 @@ class LowRankExplorer(InteractiveFigure):
         n: int = 1000,
         outlier_fraction: float = 0.1,
         seed: int = 0,
+        alpha: float = 0.0,
         cache_size: int = 32,
         debounce_ms: float = 150,
         disable_while_busy: bool = False,
@@ -246,7 +264,7 @@ class LowRankExplorer(InteractiveFigure):
         self.compute_options = compute_options
         super().__init__(
             debounce_ms=debounce_ms, disable_while_busy=disable_while_busy, rank=rank,
-            rho=rho, n=n, outlier_fraction=outlier_fraction, seed=seed,
+            rho=rho, n=n, outlier_fraction=outlier_fraction, seed=seed, alpha=alpha,
         )
 
     # ----- InteractiveFigure --------------------------------------------------------------
@@ -263,6 +281,10 @@ class LowRankExplorer(InteractiveFigure):
                 value=math.inf, description="ρ (KL penalty)", continuous_update=True,
                 style=style,
             ),
+            "alpha": ipw.FloatSlider(
+                value=0.0, min=0.0, max=1.0, step=0.1, readout_format=".1f",
+                description="α (structure, FGW)", continuous_update=True, style=style,
+            ),
             "n": ipw.Dropdown(
                 options=list(N_OPTIONS), value=1000, description="n",
                 layout=ipw.Layout(width="140px"), style=style,
@@ -275,8 +297,8 @@ class LowRankExplorer(InteractiveFigure):
         }
 
     def layout_controls(self, controls: list[ipw.Widget]) -> ipw.Box:
-        """Two rows: the solver's knobs (rank, ρ), then the data (n, outliers, seed)."""
-        return self.control_rows(["rank", "rho"], ["n", "outlier_fraction", "seed"])
+        """Two rows: the solver's knobs (rank, ρ, α), then the data (n, outliers, seed)."""
+        return self.control_rows(["rank", "rho", "alpha"], ["n", "outlier_fraction", "seed"])
 
     def make_figure(self) -> go.FigureWidget:
         fig = go.Figure()
@@ -342,7 +364,7 @@ class LowRankExplorer(InteractiveFigure):
         balanced = "balanced" if math.isinf(state.rho) else f"ρ = {state.rho:.3g}"
         note = "; ⚠ see the warnings under the plot" if state.warnings else ""
         fig.layout.title.text = (
-            f"low-rank OT, rank {state.rank}, {balanced}: {100 * state.outlier_mass:.1f} % of "
+            f"low-rank {'OT' if state.alpha == 0 else f'FGW α = {state.alpha:.1f}'}, rank {state.rank}, {balanced}: {100 * state.outlier_mass:.1f} % of "
             f"the mass lands on the outliers, mean error {state.error:.3f}"
             f"<br><sup>n = {state.n}, {int(state.y_outlier.sum())} outliers, seed "
             f"{state.seed}; x coloured by dominant factor, y sized by received mass, "
@@ -359,6 +381,7 @@ def _meta(state: LowRankState, cached: bool) -> dict:
     return {
         "rank": state.rank,
         "rho": None if math.isinf(state.rho) else state.rho,
+        "alpha": state.alpha,
         "n": state.n,
         "m": state.m,
         "outlier_fraction": state.outlier_fraction,
@@ -387,7 +410,8 @@ def _stats_html(state: LowRankState, cached: bool) -> str:
               f"send them {100 * state.outlier_fraction / (1 + state.outlier_fraction):.1f} %"),
         _stat("error", "barycentric error", repr(state.error), f"{state.error:.3f}",
               "mean ‖P y / P1 − T(x)‖ over the source points, T the true map"),
-        _stat("cost", "cost", repr(state.cost), f"{state.cost:.4g}", "⟨C, P⟩, C = ½‖x − y‖²"),
+        _stat("cost", "cost", repr(state.cost), f"{state.cost:.4g}",
+              "⟨C, P⟩, C = ½‖x − y‖²" if state.alpha == 0 else "FGW_α(P), the structure weighted α"),
         _stat("mass", "mass moved", repr(state.transported_mass),
               f"{state.transported_mass:.3f}", "total mass of P (1 when balanced)"),
         _stat("iterations", "iterations", state.n_iter, str(state.n_iter)),

@@ -169,7 +169,7 @@ def test_widget_draws_and_redraws_on_set():
     assert widget.error is None and widget.n_computes == 1
     assert "otkit-lowrank" in widget.ui._dom_classes
     assert [t.name for t in widget.figure.data] == sorted(TRACE_NAMES, key=TRACE_NAMES.index)
-    assert list(widget.controls) == ["rank", "rho", "n", "outlier_fraction", "seed"]
+    assert list(widget.controls) == ["rank", "rho", "alpha", "n", "outlier_fraction", "seed"]
     assert list(widget.controls["n"].options) == list(N_OPTIONS)
     # ρ = τ/(1 − τ) over the former τ slider's grid 0.50, 0.51, ..., 0.99, then ∞ = τ 1
     rho = widget.controls["rho"]
@@ -237,3 +237,26 @@ def test_widget_shows_errors_and_keeps_the_last_figure():
     assert _meta(widget) == meta  # the last good figure stays
     with pytest.raises(ValueError, match="unknown parameter"):
         widget.set(epsilon=0.1)
+
+
+def test_alpha_solves_fused_gw_like_a_direct_call():
+    """α > 0: the state is otkit.lowrank.gromov.lowrank_gw's on the same toy (features = the
+    coordinates); α = 0 stays linear low-rank OT; the widget's α control redraws."""
+    from otkit.lowrank.gromov import LowRankGWResult, lowrank_gw
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        state = compute_lowrank(rank=5, n=120, seed=2, alpha=0.5, max_iter=100)
+        data = clouds_with_outliers(120, outlier_fraction=0.1, seed=2, dtype=torch.float64)
+        direct = lowrank_gw(data.x, data.y, rank=5, features=(data.x, data.y), alpha=0.5,
+                            max_iter=100, generator=2)
+    assert isinstance(state.result, LowRankGWResult) and state.alpha == 0.5
+    torch.testing.assert_close(state.result.q, direct.q)
+    assert state.cost == pytest.approx(direct.ot_cost().item())
+    assert state.outlier_mass == pytest.approx(12 / 132, rel=1e-3)  # balanced: their share
+    with pytest.raises(ValueError, match="alpha"):
+        compute_lowrank(n=50, alpha=1.5)
+    widget = LowRankExplorer(n=250, rank=4, debounce_ms=0, max_iter=60)
+    widget.set(alpha=0.5)
+    assert widget.error is None and _meta(widget)["alpha"] == 0.5
+    assert "FGW α = 0.5" in widget.figure.layout.title.text
