@@ -51,7 +51,8 @@ def run_multiscale(x, y, eps, tol):
     multiscale_sinkhorn(X[: len(x) // 4], Y[: len(y) // 4], epsilon=eps, tol=tol)  # warm-up
     r, wall, cpu = _timed(lambda: multiscale_sinkhorn(X, Y, epsilon=eps, tol=tol))
     note = (f"{r.n_iter} fine + {r.coarse_iterations} coarse iters, kept "
-            f"{100 * r.kept_fraction:.1f}% of cells, leaves {r.leaves[0]}")
+            f"{100 * r.kept_fraction:.1f}% of cells, leaves {r.leaves[0]}, own error "
+            f"{r.errors[-1].item():.2e}")
     return r.f.numpy(), r.g.numpy(), wall, cpu, note
 
 
