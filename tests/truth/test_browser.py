@@ -3,7 +3,8 @@
 A person opens tests/fixtures/browser/truth_explorer.ipynb (the notebook-13 model, trained in
 the kernel, probed at its last layer with C = 1): in-task AUROC well above chance, cross-task
 near it. They move C to its smallest stop (strong L2): the heat-maps must be redrawn for the
-new C; then the layer one stop down: the meta and stats must follow. Everything is read from
+new C; then the layer one stop down: the meta and stats must follow; then the sparsity to its
+weakest stop: the L1 supports grow and their overlap stays a Jaccard index. Everything is read from
 the page (the stats' data-value attributes and plotly's ``layout.meta`` and ``_fullData``).
 """
 
@@ -31,4 +32,11 @@ def test_regularize_then_change_layer(w) -> None:
     w.wait_for(lambda: w.meta()["layer"] == 1, 90, "layer 1")
     w.wait_ready(90)
     assert int(w.stat("layer")) == 1
+
+    sparse = float(w.stat("support_size"))
+    w.press("l1-C", "ArrowRight", 3)
+    w.wait_for(lambda: w.meta()["l1_C"] == 0.3, 90, "l1_C = 0.3")
+    w.wait_ready(90)
+    assert float(w.stat("support_size")) >= sparse, "a weaker L1 penalty should keep at least as many neurons"
+    assert 0 <= float(w.stat("jaccard")) <= 1
     assert w.count(".otkit-status-error") == 0

@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from otkit.truth.transfer import ALIGNMENTS, alignment, random_jaccard, support, transfer_study
+from otkit.truth.transfer import (
+    ALIGNMENTS,
+    alignment,
+    random_jaccard,
+    support,
+    transfer_study,
+)
 
 
 def planted(n: int = 800, d: int = 8, seed: int = 0):
