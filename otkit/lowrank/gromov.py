@@ -340,6 +340,8 @@ def lowrank_gw(
                    shrink * g.log() - step * grad_g, log_a, log_b, step, rho_a, rho_b,
                    translation_invariant)
         q, r, g, duals = _project(*kernels, inner_tol, inner_max_iter, duals)
+        # an entry that underflows to 0 would stay 0 (log 0) and make the move infinite
+        q, r, g = (t.clamp_min(torch.finfo(t.dtype).tiny) for t in (q, r, g))
         objectives.append(_objective(q, r, g, fx, fy, fm, alpha, a, b, epsilon, rho_a, rho_b).item())
         change = sum(_symmetric_kl(new, old) for new, old in ((q, q_old), (r, r_old), (g, g_old)))
         errors.append(change.item() / mass)
