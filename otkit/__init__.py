@@ -24,7 +24,7 @@ from .conformal import OTCP
 from .costs import Cost, Dot, Euclidean, SqEuclidean, TranslationInvariantCost
 from .divergence import SinkhornDivergenceResult, sinkhorn_divergence
 from .exact import EMDResult, emd
-from .lowrank import LowRankResult, lowrank
+from .lowrank import LowRankGWResult, LowRankResult, entropic_gw, lowrank, lowrank_gw
 from .progot import ProgOTResult, progot
 from .semidiscrete import SemidiscreteResult, semidiscrete
 from .sinkhorn import ConvergenceWarning, SinkhornResult, sinkhorn
@@ -49,6 +49,9 @@ __all__ = [
     "semidiscrete",
     "SemidiscreteResult",
     "LowRankResult",
+    "lowrank_gw",
+    "entropic_gw",
+    "LowRankGWResult",
     "costs",
     "gaussian",
     "Cost",
