@@ -25,6 +25,7 @@ from .costs import Cost, Dot, Euclidean, SqEuclidean, TranslationInvariantCost
 from .divergence import SinkhornDivergenceResult, sinkhorn_divergence
 from .exact import EMDResult, emd
 from .lowrank import LowRankGWResult, LowRankResult, entropic_gw, lowrank, lowrank_gw
+from .multiscale import MultiscaleResult, multiscale_sinkhorn
 from .progot import ProgOTResult, progot
 from .semidiscrete import SemidiscreteResult, semidiscrete
 from .sinkhorn import ConvergenceWarning, SinkhornResult, sinkhorn
@@ -52,6 +53,8 @@ __all__ = [
     "lowrank_gw",
     "entropic_gw",
     "LowRankGWResult",
+    "multiscale_sinkhorn",
+    "MultiscaleResult",
     "costs",
     "gaussian",
     "Cost",
