@@ -23,6 +23,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..validation import check_choice, check_count, check_positive, check_probability
+from .guidance import check_labels, drop_labels
+from .hpf import make_distance
 from .time_samplers import make_time_sampler
 from .training import FlowTrainingResult, _ema_update
 from .weighting import LOSS_WEIGHTINGS, weighted_flow_matching_loss
@@ -43,6 +45,9 @@ def train_on_pairs(
     time_sampler=None,
     loss_weighting: str = "none",
     progress: bool = False,
+    loss_distance=None,
+    labels: torch.Tensor | None = None,
+    label_dropout: float = 0.0,
 ) -> FlowTrainingResult:
     """Fit ``model`` by flow matching on the pairs ``(x0[k], x1[k])`` (module docstring).
 
@@ -53,6 +58,12 @@ def train_on_pairs(
         steps, batch_size, lr, ema, seed, progress: as in :func:`~otkit.flows.train_flow`.
         time_sampler: the law of t (:func:`~otkit.flows.time_samplers.make_time_sampler`).
         loss_weighting: ``"none"`` or ``"normalized"`` (:mod:`otkit.flows.weighting`).
+        loss_distance: ``None``/``"l2"``, ``"hpf"`` (:mod:`otkit.flows.hpf`) or a callable
+            ``(v: [k, d], u: [k, d]) -> [k]``.
+        labels: ``[N]`` classes of the pairs, for a class-conditional ``model`` (built with
+            ``num_classes=``); each is replaced by the null label with probability
+            ``label_dropout`` at every use (classifier-free guidance,
+            :mod:`otkit.flows.guidance`).
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -77,6 +88,14 @@ def train_on_pairs(
     check_count("seed", seed, minimum=0)
     time_rule = make_time_sampler(time_sampler)
     check_choice("loss_weighting", loss_weighting, LOSS_WEIGHTINGS)
+    distance = make_distance(loss_distance)
+    label_dropout = check_probability("label_dropout", label_dropout, closed=True)
+    if labels is not None:
+        labels = check_labels("labels", labels, n)
+        if getattr(model, "label_embed", None) is None:
+            raise ValueError("labels need a class-conditional model (built with num_classes=)")
+    elif label_dropout > 0:
+        raise ValueError("label_dropout needs labels=")
 
     param = next(model.parameters())
     device, dtype = param.device, param.dtype
@@ -96,7 +115,11 @@ def train_on_pairs(
         index = order[k * batch_size : (k + 1) * batch_size]
         b0, b1 = x0[index], x1[index]
         t = time_rule(batch_size, gen, dtype).to(device)
-        loss = weighted_flow_matching_loss(model, b0, b1, t, weighting=loss_weighting)
+        batch_labels = None
+        if labels is not None:
+            batch_labels = drop_labels(labels[index.cpu()], label_dropout, gen).to(device)
+        loss = weighted_flow_matching_loss(model, b0, b1, t, weighting=loss_weighting,
+                                           labels=batch_labels, distance=distance)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -28,8 +28,10 @@ from tqdm.auto import tqdm
 
 from ..nn.ode import integrate
 from ..validation import check_choice, check_count, check_positive, check_probability
-from .couplings import Coupling, make_coupling
+from .couplings import Coupling, IndependentCoupling, make_coupling
 from .distributions import Distribution
+from .guidance import GuidedVelocity, drop_labels
+from .hpf import make_distance, squared_l2
 from .time_samplers import make_time_sampler
 from .weighting import LOSS_WEIGHTINGS, weighted_flow_matching_loss
 
@@ -110,11 +112,24 @@ class FlowTrainingResult:
         method: str = "euler",
         ema: bool = True,
         return_path: bool = False,
+        labels: torch.Tensor | None = None,
+        guidance: float = 0.0,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        """Push source samples ``x0: [k, d]`` through the flow (:func:`~otkit.flows.integrate`)."""
+        """Push source samples ``x0: [k, d]`` through the flow (:func:`~otkit.flows.integrate`).
+
+        ``labels: [k]`` (a class-conditional flow): integrate the guided velocity
+        v_y + w (v_y − v_∅) at ``guidance`` w (:mod:`otkit.flows.guidance`; w = 0 conditional,
+        w = −1 unconditional)."""
         model = self.ema_model if ema else self.model
         param = next(model.parameters())
         x0 = x0.to(device=param.device, dtype=param.dtype)
+        if labels is not None:
+            if labels.shape != (x0.shape[0],):
+                raise ValueError(f"labels must have shape [{x0.shape[0]}], got {tuple(labels.shape)}")
+            field = GuidedVelocity(model, labels.to(param.device), guidance)
+            return integrate(field, x0, nfe=nfe, method=method, return_path=return_path)
+        if guidance != 0.0:
+            raise ValueError("guidance needs labels= (the classes to guide towards)")
         return integrate(model, x0, nfe=nfe, method=method, return_path=return_path)
 
 
@@ -139,6 +154,8 @@ def train_flow(
     progress: bool = False,
     time_sampler=None,
     loss_weighting: str = "none",
+    loss_distance=None,
+    label_dropout: float | None = None,
 ) -> FlowTrainingResult:
     """Fit ``model`` by flow matching on pairs from ``coupling`` (module docstring).
 
@@ -164,6 +181,14 @@ def train_flow(
             density ∝ 10^(1 − t)) or a sampler.
         loss_weighting: ``"none"`` (the mean) or ``"normalized"`` (Simple ReFlow's
             w = 1/sg[loss]; :mod:`otkit.flows.weighting`).
+        loss_distance: the per-pair distance of the loss: ``None``/``"l2"`` (‖·‖²), ``"hpf"``
+            (Simple ReFlow's high-pass-filter distance for images, :mod:`otkit.flows.hpf`) or a
+            callable ``(v: [k, d], u: [k, d]) -> [k]``.
+        label_dropout: train a class-conditional ``model`` (built with ``num_classes=``) for
+            classifier-free guidance: ``target`` must be a
+            :class:`~otkit.flows.guidance.LabeledEmpirical`, the coupling independent, and each
+            label is replaced by the null label with this probability
+            (:mod:`otkit.flows.guidance`). ``None`` (default): unconditional.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -184,6 +209,17 @@ def train_flow(
     check_count("seed", seed, minimum=0)
     time_rule = make_time_sampler(time_sampler)
     check_choice("loss_weighting", loss_weighting, LOSS_WEIGHTINGS)
+    distance = make_distance(loss_distance)
+    conditional = label_dropout is not None
+    if conditional:
+        label_dropout = check_probability("label_dropout", label_dropout, closed=True)
+        if not hasattr(target, "labeled"):
+            raise TypeError("label_dropout needs a labelled target law (otkit.flows.guidance.LabeledEmpirical)")
+        if not isinstance(pairing_rule, IndependentCoupling):
+            raise ValueError("label_dropout (conditional training) needs coupling='independent': "
+                             "other couplings reorder the targets and lose their labels")
+        if getattr(model, "label_embed", None) is None:
+            raise ValueError("label_dropout needs a class-conditional model (built with num_classes=)")
 
     param = next(model.parameters())
     device, dtype = param.device, param.dtype
@@ -198,25 +234,35 @@ def train_flow(
     converged: list[bool] = []
     pairing_seconds = 0.0
     start = time.perf_counter()
-    pool_source = pool_target = torch.empty(0)
+    pool_source = pool_target = pool_labels = torch.empty(0)
     for step in tqdm(range(steps), disable=not progress, desc=f"flow [{pairing_rule}]"):
         k = step % steps_per_round
         if k == 0:
             x0 = _draw(source, n, cpu_gen, "source", device, dtype)
-            x1 = _draw(target, n, cpu_gen, "target", device, dtype)
+            if conditional:
+                x1, y1 = target.labeled(n, cpu_gen)
+                x1 = _draw(lambda _n, _g, x=x1: x, n, cpu_gen, "target", device, dtype)
+            else:
+                x1 = _draw(target, n, cpu_gen, "target", device, dtype)
             pairing = pairing_rule.pair(x0, x1, generator=device_gen)
             pairing_seconds += pairing.seconds
             entropies.append(pairing.renormalized_entropy)
             converged.append(pairing.converged)
             order = torch.randperm(n, generator=cpu_gen).to(device)
             pool_source, pool_target = pairing.source[order], pairing.target[order]
+            if conditional:  # independent pairs keep the targets' order
+                pool_labels = y1.to(device)[order]
         b0 = pool_source[k * batch_size : (k + 1) * batch_size]
         b1 = pool_target[k * batch_size : (k + 1) * batch_size]
         t = time_rule(b0.shape[0], cpu_gen, dtype).to(device)
-        if loss_weighting == "none":
+        labels = None
+        if conditional:
+            labels = drop_labels(pool_labels[k * batch_size : (k + 1) * batch_size], label_dropout, cpu_gen)
+        if loss_weighting == "none" and labels is None and distance is squared_l2:
             loss = flow_matching_loss(model, b0, b1, t)
         else:
-            loss = weighted_flow_matching_loss(model, b0, b1, t, weighting=loss_weighting)
+            loss = weighted_flow_matching_loss(model, b0, b1, t, weighting=loss_weighting,
+                                               labels=labels, distance=distance)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -4,6 +4,12 @@ Both take points ``x: [k, d]`` and times ``t: [k]`` (or a scalar) in [0, 1] and 
 velocities ``[k, d]``. Time enters through sinusoidal features (Vaswani et al. 2017; the
 usual choice of diffusion and flow models), so that the network can resolve fast changes
 of the field in t.
+
+Class-conditional velocities v_θ(x, t, y) (for classifier-free guidance, Ho and Salimans
+2022; :mod:`otkit.flows.guidance`): built with ``num_classes=C``, a network also takes
+``labels: [k]`` int64 in {0, …, C − 1} or :data:`NULL_LABEL` (−1, "no label"), embedded by a
+learned table of C + 1 rows (the last one for the null label) and added to the time
+features; ``labels=None`` means all null, the unconditional velocity v_θ(x, t, ∅).
 """
 
 from __future__ import annotations
@@ -16,7 +22,13 @@ from torch import nn
 
 from ..validation import check_count
 
-__all__ = ["TimeEmbedding", "VelocityMLP", "VelocityConvNet", "broadcast_times"]
+__all__ = [
+    "TimeEmbedding", "VelocityMLP", "VelocityConvNet", "broadcast_times", "LabelEmbedding",
+    "NULL_LABEL",
+]
+
+#: The label meaning "no class": the unconditional velocity of classifier-free guidance.
+NULL_LABEL = -1
 
 
 class TimeEmbedding(nn.Module):
@@ -51,6 +63,36 @@ def broadcast_times(t: torch.Tensor | float, x: torch.Tensor) -> torch.Tensor:
     return t
 
 
+class LabelEmbedding(nn.Module):
+    """A learned table ``[C + 1, features]``: labels ``[k]`` in {0, …, C − 1} or
+    :data:`NULL_LABEL` (row C) → ``[k, features]``; ``None`` → the null row for all k."""
+
+    def __init__(self, num_classes: int, features: int) -> None:
+        super().__init__()
+        self.num_classes = check_count("num_classes", num_classes)
+        self.table = nn.Embedding(self.num_classes + 1, check_count("features", features))
+
+    def forward(self, labels: torch.Tensor | None, k: int, device) -> torch.Tensor:
+        if labels is None:
+            index = torch.full((k,), self.num_classes, dtype=torch.long, device=device)
+        else:
+            if not isinstance(labels, torch.Tensor) or labels.dtype not in (torch.int64, torch.int32):
+                raise TypeError("labels must be an integer tensor of shape [k]")
+            if labels.shape != (k,):
+                raise ValueError(f"labels must have shape [{k}], got {tuple(labels.shape)}")
+            if labels.numel() and (labels.min() < NULL_LABEL or labels.max() >= self.num_classes):
+                raise ValueError(
+                    f"labels must lie in 0..{self.num_classes - 1} or be NULL_LABEL={NULL_LABEL}"
+                )
+            index = torch.where(labels == NULL_LABEL, self.num_classes, labels).to(device=device, dtype=torch.long)
+        return self.table(index)
+
+
+def _no_labels(labels: torch.Tensor | None) -> None:
+    if labels is not None:
+        raise ValueError("labels given to an unconditional network: build it with num_classes=")
+
+
 class VelocityMLP(nn.Module):
     """``v_θ(x, t)`` for ``x: [k, dim]``: an MLP on ``[x, embed(t)]`` with SiLU activations.
 
@@ -59,9 +101,13 @@ class VelocityMLP(nn.Module):
         hidden: width of the hidden layers.
         depth: number of hidden layers (≥ 1).
         time_features: size of the sinusoidal time embedding.
+        num_classes: C for a class-conditional velocity (module docstring); ``None``: none.
     """
 
-    def __init__(self, dim: int, hidden: int = 256, depth: int = 3, time_features: int = 32) -> None:
+    def __init__(
+        self, dim: int, hidden: int = 256, depth: int = 3, time_features: int = 32,
+        num_classes: int | None = None,
+    ) -> None:
         super().__init__()
         self.dim = check_count("dim", dim)
         hidden = check_count("hidden", hidden)
@@ -74,11 +120,20 @@ class VelocityMLP(nn.Module):
             width = hidden
         layers.append(nn.Linear(width, dim))
         self.net = nn.Sequential(*layers)
+        # built last, so that an unconditional net's seeded initialization is unchanged
+        self.label_embed = None if num_classes is None else LabelEmbedding(num_classes, time_features)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, t: torch.Tensor | float, labels: torch.Tensor | None = None
+    ) -> torch.Tensor:
         if x.ndim != 2 or x.shape[1] != self.dim:
             raise ValueError(f"x must have shape [k, {self.dim}], got {tuple(x.shape)}")
-        return self.net(torch.cat([x, self.embed(broadcast_times(t, x))], dim=1))
+        temb = self.embed(broadcast_times(t, x))
+        if self.label_embed is None:
+            _no_labels(labels)
+        else:
+            temb = temb + self.label_embed(labels, x.shape[0], x.device)
+        return self.net(torch.cat([x, temb], dim=1))
 
 
 class _TimeConditionedBlock(nn.Module):
@@ -99,10 +154,14 @@ class VelocityConvNet(nn.Module):
 
     Four time-conditioned 3×3 conv blocks at full resolution (8×8 needs no down-sampling: the
     receptive field of four 3×3 layers already spans 9 pixels) and a 1×1 output conv; the
-    output has the input's shape. Made for scikit-learn's 8×8 digits.
+    output has the input's shape. Made for scikit-learn's 8×8 digits. ``num_classes``: C for
+    a class-conditional velocity (module docstring).
     """
 
-    def __init__(self, side: int = 8, channels: int = 32, depth: int = 4, time_features: int = 32) -> None:
+    def __init__(
+        self, side: int = 8, channels: int = 32, depth: int = 4, time_features: int = 32,
+        num_classes: int | None = None,
+    ) -> None:
         super().__init__()
         self.side = check_count("side", side)
         channels = check_count("channels", channels)
@@ -116,8 +175,11 @@ class VelocityConvNet(nn.Module):
             _TimeConditionedBlock(cin, cout, time_features) for cin, cout in pairwise(widths)
         )
         self.out = nn.Conv2d(channels, 1, 1)
+        self.label_embed = None if num_classes is None else LabelEmbedding(num_classes, time_features)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, t: torch.Tensor | float, labels: torch.Tensor | None = None
+    ) -> torch.Tensor:
         shape = x.shape
         if x.ndim == 2 and x.shape[1] == self.dim:
             h = x.view(-1, 1, self.side, self.side)
@@ -129,6 +191,10 @@ class VelocityConvNet(nn.Module):
                 f"got {tuple(shape)}"
             )
         temb = self.embed(broadcast_times(t, h))
+        if self.label_embed is None:
+            _no_labels(labels)
+        else:
+            temb = temb + self.label_embed(labels, h.shape[0], h.device)
         for block in self.blocks:
             h = block(h, temb)
         return self.out(h).reshape(shape)
