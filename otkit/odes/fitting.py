@@ -17,8 +17,8 @@ information criterion on the trajectory,
 lowest wins (non-finite trajectories score +inf). Optionally (``refine_steps`` > 0; off by
 default: it costs ~15 trajectory integrations, more than the selection) the winner's (y₀, c_S)
 are then refined by a few Levenberg–Marquardt steps on the trajectory residual Σ_i (ŷ(t_i) − y_i)² (Jacobian by
-forward differences, all perturbed trajectories in one RK4 batch; a step is kept only if it
-lowers the residual), which removes the trapezoid rule's O(h²) bias. :func:`select` does this for a short list
+forward differences, each trial point and its perturbed trajectories in one RK4 batch; a step
+is kept only if it lowers the residual), which removes the trapezoid rule's O(h²) bias. :func:`select` does this for a short list
 (the transformer's beam: Becker et al. 2023 fit the constants of the decoded skeleton the same
 way when they refine them), :func:`enumerate_fit` for every skeleton of the grammar (the
 exhaustive baseline). :func:`r2_score` is the coefficient of determination of a trajectory.
@@ -142,25 +142,30 @@ def refine(t, y, skeleton: Sequence[int], constants, y0: float, steps: int = 6
         c, start = unpack(th)
         return simulate(c, start, tt) - yy
 
-    r = residuals(theta[None])[0]
+    def point_and_jacobian(th: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # the point and its n forward-difference probes in one RK4 batch (rows are independent,
+        # so this equals integrating them one by one)
+        h = 1e-6 * (1 + th.abs())
+        res = residuals(torch.cat([th[None], th[None] + torch.diag(h)]))
+        return res[0], ((res[1:] - res[0]) / h[:, None]).T  # [P], [P, n]
+
+    r, jac = point_and_jacobian(theta)
     rss = float(r.pow(2).sum())
     if not math.isfinite(rss):
         return np.asarray(torch.as_tensor(constants), dtype=float).copy(), float(y0), rss
     damping = 1e-3
     for _ in range(steps):
-        h = 1e-6 * (1 + theta.abs())
-        probes = theta[None] + torch.diag(h)
-        jac = ((residuals(probes) - r) / h[:, None]).T  # [P, n]
         if not bool(torch.isfinite(jac).all()):
             break
         jtj = jac.T @ jac
         step = torch.linalg.solve(jtj + damping * torch.diag(jtj.diagonal() + 1e-12),
                                   -jac.T @ r)
         candidate = theta + step
-        r_new = residuals(candidate[None])[0]
+        # the candidate's Jacobian comes with its residual: one integration per step
+        r_new, jac_new = point_and_jacobian(candidate)
         rss_new = float(r_new.pow(2).sum())
         if math.isfinite(rss_new) and rss_new < rss:
-            theta, r, rss, damping = candidate, r_new, rss_new, damping / 10
+            theta, r, jac, rss, damping = candidate, r_new, jac_new, rss_new, damping / 10
         else:
             damping *= 10
     c, start = unpack(theta[None])
@@ -168,13 +173,27 @@ def refine(t, y, skeleton: Sequence[int], constants, y0: float, steps: int = 6
     return c[0].numpy().copy(), float(start[0]), rss
 
 
-def select(t, y, skeletons: Sequence[Sequence[int]], refine_steps: int = 0) -> Fit:
+def select(t, y, skeletons: Sequence[Sequence[int]], refine_steps: int = 0,
+           constants=None) -> Fit:
     """Fit every skeleton (:func:`fit_constants`), integrate each, keep the lowest BIC, then
     refine its constants (:func:`refine`, ``refine_steps`` Levenberg–Marquardt steps; 0 =
-    none)."""
+    none).
+
+    ``constants: [S, 7]`` given (e.g. the network's two-hot constants,
+    :func:`otkit.odes.model.predict_constants`) are used as they are instead of the
+    least-squares fit, each candidate integrated from the first observation y₀ = y[0] (nothing
+    is fitted before the optional refinement, which then also fits y₀)."""
     tt, yy = check_trajectory(t, y)
     sk = [check_skeleton(s, "skeletons") for s in skeletons]
-    constants, y0 = fit_constants(tt, yy, sk)
+    if constants is None:
+        constants, y0 = fit_constants(tt, yy, sk)
+    else:
+        constants = torch.as_tensor(constants, dtype=torch.float64)
+        if constants.shape != (len(sk), N_TERMS) or not bool(torch.isfinite(constants).all()):
+            raise ValueError(f"constants must be finite [{len(sk)}, {N_TERMS}] (one row per "
+                             f"skeleton), got {tuple(constants.shape)}")
+        constants = constants * _masks(sk)
+        y0 = yy[0].expand(len(sk)).clone()
     traj = simulate(constants, y0, tt)
     rss = (traj - yy).pow(2).sum(1)
     p = tt.numel()

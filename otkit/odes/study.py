@@ -13,12 +13,17 @@ expressions. :func:`recovery_study` measures, on the same test problems at every
   problem is *recovered* at R² ≥ 0.9 (the paper's threshold);
 - ``seconds``: CPU time per problem of the calling thread (:func:`time.thread_time`: on a busy
   machine wall time measures the neighbours; run torch on one thread; the transformer: encoder + beam
-  search + least-squares fit of the beam's skeletons; enumeration: the fit of all 63; SINDy:
+  search + least-squares fit of the beam's skeletons (the transformer methods of one study share
+  one beam search per problem, and each is charged its time); enumeration: the fit of all 63; SINDy:
   finite differences + STLSQ).
 
 Methods: ``"transformer"`` (beam search, then :func:`otkit.odes.fitting.select` over the beam),
 ``"sindy"`` (:func:`otkit.odes.sindy.sindy`) and ``"enumeration"``
-(:func:`otkit.odes.fitting.enumerate_fit`). Intervals and verdicts come from
+(:func:`otkit.odes.fitting.enumerate_fit`); and the transformer with the network's own two-hot
+constants, alone (``"transformer_two_hot"``, the paper's way) or refined on the trajectory
+(``"transformer_two_hot_refined"``) (:func:`predict`, :func:`read_constant_claims`). A study
+with the same arguments and seed has the same problems whatever its methods, so
+:func:`join_methods` can put two studies' methods side by side. Intervals and verdicts come from
 :mod:`otkit.stats` over test problems (paired: the same problems for every method).
 """
 
@@ -34,16 +39,19 @@ import torch
 from otkit.stats import Interval, compare, mean_interval
 
 from ..validation import check_count, check_generator
-from .fitting import Fit, enumerate_fit, r2_score, select, simulate
+from .fitting import Fit, enumerate_fit, r2_score, refine, select, simulate
 from .generator import add_noise, generate, rk4, sample_times, vector_field
 from .grammar import SKELETONS
-from .model import TrainedODEModel, beam_search
+from .model import TrainedODEModel, beam_search, predict_constants
 from .sindy import sindy
 
-__all__ = ["METHODS", "R2_THRESHOLD", "RecoveryStudy", "new_initial_conditions",
-           "predict", "recovery_study", "merge_studies", "read_claims"]
+__all__ = ["METHODS", "TRANSFORMER_METHODS", "R2_THRESHOLD", "RecoveryStudy", "new_initial_conditions",
+           "predict", "recovery_study", "merge_studies", "join_methods", "read_claims",
+           "read_constant_claims"]
 
 METHODS = ("transformer", "sindy", "enumeration")
+#: The transformer with least-squares, two-hot, and refined two-hot constants (:func:`predict`).
+TRANSFORMER_METHODS = ("transformer", "transformer_two_hot", "transformer_two_hot_refined")
 #: A problem counts as recovered when R² ≥ this (Becker et al. 2023).
 R2_THRESHOLD = 0.9
 
@@ -70,6 +78,17 @@ class RecoveryStudy:
                 return s
         raise ValueError(f"(noise, irregularity) = ({noise}, {irregularity}) is not a setting "
                          f"of this study: {self.settings}")
+
+    def only(self, methods: tuple[str, ...]) -> RecoveryStudy:
+        """The same study restricted to ``methods`` (in that order)."""
+        missing = [m for m in methods if m not in self.methods]
+        if missing or not methods:
+            raise ValueError(f"methods must be a non-empty selection of {self.methods}, got "
+                             f"{methods!r}")
+        j = [self.methods.index(m) for m in methods]
+        return RecoveryStudy(self.settings, tuple(methods), self.skeleton[:, j], self.r2_obs[:, j],
+                             self.r2_new[:, j], self.seconds[:, j], self.truth,
+                             tuple(tuple(row[k] for k in j) for row in self.predicted), self.beam)
 
     def recovered(self, metric: str = "r2_new") -> np.ndarray:
         """``[S, M, N]`` bool: R² ≥ :data:`R2_THRESHOLD` (``metric`` "r2_obs" or "r2_new"), or
@@ -118,19 +137,38 @@ def new_initial_conditions(coefficients: torch.Tensor, t: torch.Tensor,
 
 
 def predict(method: str, t: torch.Tensor, y: torch.Tensor, trained: TrainedODEModel | None = None,
-            beam: int = 8) -> Fit:
-    """One method on one trajectory (``t, y: [P]``)."""
-    if method == "transformer":
+            beam: int = 8, refine_steps: int = 6, found: list | None = None) -> Fit:
+    """One method on one trajectory (``t, y: [P]``).
+
+    The transformer's three ways to its constants (the beam and the BIC ranking are the same):
+    ``"transformer"`` least squares on the integral form (this study's default and the
+    comparison with SINDy and enumeration, which fit the same way), ``"transformer_two_hot"``
+    the network's own two-hot constants (:func:`otkit.odes.model.predict_constants`; the
+    paper's way: NSODE reads its constants off the decoder, with no separate fit as far as the
+    paper's summaries say; the beam's candidates are integrated from y₀ = y[0] and ranked by
+    BIC), ``"transformer_two_hot_refined"`` those constants and y₀ then ``refine_steps``
+    Levenberg–Marquardt steps on the trajectory (:func:`otkit.odes.fitting.refine`; our addition).
+    ``found``: this trajectory's beam (:func:`otkit.odes.model.beam_search`'s list for it), when
+    already searched.
+    """
+    if method in TRANSFORMER_METHODS:
         if trained is None:
-            raise ValueError("trained must be given for method 'transformer'")
-        found = beam_search(trained.model, t[None], y[None], beam=beam)[0]
+            raise ValueError(f"trained must be given for method {method!r}")
+        if found is None:
+            found = beam_search(trained.model, t[None], y[None], beam=beam)[0]
         skeletons = [s for s, _ in found] or [SKELETONS[0]]
-        return select(t, y, skeletons)
+        if method == "transformer":
+            return select(t, y, skeletons)
+        fit = select(t, y, skeletons, constants=predict_constants(trained.model, t, y, skeletons))
+        if method == "transformer_two_hot_refined" and math.isfinite(fit.bic):
+            c, y0, _ = refine(t, y, fit.skeleton, fit.constants, fit.y0, refine_steps)
+            fit = Fit(fit.skeleton, c, y0, fit.bic, fit.candidates)
+        return fit
     if method == "sindy":
         return sindy(t, y)
     if method == "enumeration":
         return enumerate_fit(t, y)
-    raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    raise ValueError(f"method must be one of {METHODS + TRANSFORMER_METHODS[1:]}, got {method!r}")
 
 
 def _r2(fit: Fit, y0: float, t: torch.Tensor, truth: torch.Tensor) -> float:
@@ -152,8 +190,9 @@ def recovery_study(trained: TrainedODEModel, *, n_problems: int = 30,
     check_count("n_problems", n_problems)
     check_count("beam", beam)
     for m in methods:
-        if m not in METHODS:
-            raise ValueError(f"methods must be drawn from {METHODS}, got {m!r}")
+        if m not in METHODS + TRANSFORMER_METHODS[1:]:
+            raise ValueError(f"methods must be drawn from {METHODS + TRANSFORMER_METHODS[1:]}, "
+                             f"got {m!r}")
     if any(not 0 <= r <= 1 for r in irregularities) or any(s < 0 for s in noises):
         raise ValueError("noises must be >= 0 and irregularities in [0, 1]")
     gen = torch.Generator().manual_seed(seed)
@@ -186,12 +225,22 @@ def recovery_study(trained: TrainedODEModel, *, n_problems: int = 30,
             s = settings.index((float(s_noise), float(r)))
             y_obs = add_noise(y_clean, s_noise, generator=gen)
             row = []
+            beams: dict[int, tuple[list, float]] = {}  # one beam search per problem
             for j, m in enumerate(methods):
                 found = []
                 for i in range(n_problems):
+                    shared, searched = None, 0.0
+                    if m in TRANSFORMER_METHODS:
+                        if i not in beams:
+                            start = time.thread_time()
+                            found_i = beam_search(trained.model, t[i][None], y_obs[i][None],
+                                                  beam=beam)[0]
+                            beams[i] = (found_i, time.thread_time() - start)
+                        shared, searched = beams[i]
                     start = time.thread_time()
-                    fit = predict(m, t[i], y_obs[i], trained, beam)
-                    seconds[s, j, i] = time.thread_time() - start
+                    fit = predict(m, t[i], y_obs[i], trained, beam, found=shared)
+                    # every transformer method is charged the beam search it used
+                    seconds[s, j, i] = time.thread_time() - start + searched
                     skeleton[s, j, i] = fit.skeleton == truth[i]
                     r2_obs[s, j, i] = _r2(fit, float(y0[i]), t[i], y_clean[i])
                     r2_new[s, j, i] = _r2(fit, float(y0_new[i]), grid, y_new[i])
@@ -220,6 +269,71 @@ def merge_studies(studies: list[RecoveryStudy]) -> RecoveryStudy:
                       for s in range(len(first.settings)))
     return RecoveryStudy(first.settings, first.methods, cat["skeleton"], cat["r2_obs"],
                          cat["r2_new"], cat["seconds"], truth, predicted, first.beam)
+
+
+def join_methods(studies: list[RecoveryStudy]) -> RecoveryStudy:
+    """Studies of the same problems (same settings, truth and beam; e.g. the same arguments and
+    seed with other ``methods``) as one, their methods side by side."""
+    if not studies:
+        raise ValueError("studies must not be empty")
+    first = studies[0]
+    for st in studies[1:]:
+        if (st.settings, st.truth, st.beam) != (first.settings, first.truth, first.beam):
+            raise ValueError("studies must share settings, test problems and beam to be joined")
+    methods = tuple(m for st in studies for m in st.methods)
+    if len(set(methods)) != len(methods):
+        raise ValueError(f"studies must have distinct methods to be joined, got {methods}")
+    cat = {k: np.concatenate([getattr(st, k) for st in studies], axis=1)
+           for k in ("skeleton", "r2_obs", "r2_new", "seconds")}
+    predicted = tuple(tuple(p for st in studies for p in st.predicted[s])
+                      for s in range(len(first.settings)))
+    return RecoveryStudy(first.settings, methods, cat["skeleton"], cat["r2_obs"], cat["r2_new"],
+                         cat["seconds"], first.truth, predicted, first.beam)
+
+
+def _paired(a: np.ndarray, b: np.ndarray) -> tuple[str, float, float, float]:
+    """Verdict of a − b over paired problems, with the difference's estimate and interval."""
+    if np.array_equal(a, b):
+        return "tie", 0.0, 0.0, 0.0
+    c = compare(a, b)
+    d = c.difference
+    return c.verdict, float(d.estimate), float(d.low), float(d.high)
+
+
+def read_constant_claims(study: RecoveryStudy, metric: str = "r2_new") -> dict:
+    """Least-squares against two-hot constants, in this study's numbers (it must hold the three
+    :data:`TRANSFORMER_METHODS`; plain values, for the notebook).
+
+    For each setting (key suffix ``s<noise>_r<irregularity>``) and pooled over settings
+    (suffix ``all``; problems × settings, the same pairs): the recovery rates ``rate_<method>_…``
+    and paired verdicts ``two_hot_vs_ls_…`` (two-hot alone − least squares),
+    ``refined_vs_ls_…`` and ``refined_vs_two_hot_…`` ("higher" / "lower" / "tie", from
+    :func:`otkit.stats.compare` over problems), with ``…_diff``, ``…_low``, ``…_high`` the
+    difference's estimate and 95 % interval; ``seconds_<method>`` the median CPU s per problem.
+    """
+    for m in TRANSFORMER_METHODS:
+        if m not in study.methods:
+            raise ValueError(f"study must hold the methods {TRANSFORMER_METHODS}, got "
+                             f"{study.methods}")
+    hit = study.recovered(metric).astype(float)
+    cols = {m: study.methods.index(m) for m in TRANSFORMER_METHODS}
+    short = {"transformer": "ls", "transformer_two_hot": "two_hot",
+             "transformer_two_hot_refined": "refined"}
+    out: dict = {}
+    groups = [(f"s{n:g}_r{r:g}", [s]) for s, (n, r) in enumerate(study.settings)]
+    groups.append(("all", list(range(len(study.settings)))))
+    for suffix, rows in groups:
+        x = {short[m]: hit[rows][:, j].ravel() for m, j in cols.items()}
+        for name, v in x.items():
+            iv = _rate(v)
+            out[f"rate_{name}_{suffix}"] = iv.estimate
+            out[f"rate_{name}_{suffix}_low"], out[f"rate_{name}_{suffix}_high"] = iv.low, iv.high
+        for a, b in (("two_hot", "ls"), ("refined", "ls"), ("refined", "two_hot")):
+            key = f"{a}_vs_{b}_{suffix}"
+            out[key], out[f"{key}_diff"], out[f"{key}_low"], out[f"{key}_high"] = _paired(x[a], x[b])
+    for m, j in cols.items():
+        out[f"seconds_{short[m]}"] = float(np.median(study.seconds[:, j]))
+    return out
 
 
 def read_claims(study: RecoveryStudy, metric: str = "r2_new") -> dict:
