@@ -32,7 +32,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,7 +46,7 @@ from ..nn.trainer import TrainerConfig, TrainResult, train
 from ..nn.transformer import Transformer, TransformerConfig
 from ..stats import Interval, mean_interval
 from ..steering import collect_activations
-from ..validation import check_count, check_positive
+from ..validation import check_choice, check_count, check_positive
 
 __all__ = [
     "BAND",
@@ -60,7 +60,9 @@ __all__ = [
     "answer_confidence",
     "task_accuracy",
     "last_prompt_activations",
+    "PENALTIES",
     "fit_probe",
+    "auroc_matrix",
     "probe_study",
     "random_cosine",
     "summarize",
@@ -237,24 +239,65 @@ class Probe:
         return self.classifier.decision_function(self.scaler.transform(x))
 
 
-def fit_probe(x: np.ndarray, y: np.ndarray, *, C: float = 1.0, seed: int = 0) -> Probe:
-    """An L2 logistic probe on standardized features ``x: [n, d]``, labels ``y: [n]`` in {0, 1}.
+#: The probes' penalties: ‖w‖² / (2C) (``"l2"``, lbfgs) or ‖w‖₁ / C (``"l1"``, the paper's
+#: sparse probes, liblinear).
+PENALTIES = ("l2", "l1")
 
+
+def fit_probe(x: np.ndarray, y: np.ndarray, *, C: float = 1.0, seed: int = 0,
+              penalty: str = "l2") -> Probe:
+    """A logistic probe on standardized features ``x: [n, d]``, labels ``y: [n]`` in {0, 1}.
+
+    ``penalty="l2"`` minimizes Σ_i log(1 + exp(−y_i (wᵀh_i + b))) + ‖w‖² / (2C);
+    ``penalty="l1"`` replaces the penalty by ‖w‖₁ / C, which zeroes most weights (a sparse
+    probe: its support is the neurons with w_j ≠ 0).
     The raw-coordinate direction is w / σ (σ the features' standard deviations): wᵀ((h − μ)/σ)
     = (w/σ)ᵀh + const.
     """
     C = check_positive("C", C)
+    check_choice("penalty", penalty, PENALTIES)
     y = np.asarray(y).astype(int)
     if len(np.unique(y)) < 2:
         raise ValueError("y holds one class only: a probe needs correct and wrong answers")
     scaler = StandardScaler().fit(x)
-    clf = LogisticRegression(C=C, max_iter=2000, random_state=seed)
+    if penalty == "l1":
+        clf = LogisticRegression(l1_ratio=1.0, solver="liblinear", C=C, random_state=seed, max_iter=2000)
+    else:
+        clf = LogisticRegression(C=C, max_iter=2000, random_state=seed)
     clf.fit(scaler.transform(x), y)
     return Probe(clf.coef_[0] / scaler.scale_, scaler, clf)
 
 
 def _auroc(y: np.ndarray, s: np.ndarray) -> float:
     return float(roc_auc_score(y, s)) if len(np.unique(y)) == 2 else float("nan")
+
+
+def auroc_matrix(
+    probes: Sequence[Probe | None], x: np.ndarray, y: np.ndarray,
+    halves: Sequence[tuple[np.ndarray, np.ndarray]],
+    transform: Callable[[int, int], Callable[[np.ndarray], np.ndarray]] | None = None,
+) -> np.ndarray:
+    """The in/cross-task AUROC matrix ``[K, K]`` of K probes (one per task).
+
+    [a, b] = AUROC on task b's test half (``halves[b][1]``: row indices into ``x: [N, d]``,
+    labels ``y: [N]``) of probe a's scores; the diagonal is the in-task AUROC. A missing probe
+    (None) leaves its row and column NaN. ``transform(a, b)``, if given, maps task b's test
+    activations before probe a scores them (off the diagonal only: the label-free alignments
+    of :mod:`otkit.truth.transfer`).
+    """
+    k = len(probes)
+    if len(halves) != k:
+        raise ValueError(f"halves must hold one (train, test) pair per probe ({k}), got {len(halves)}")
+    m = np.full((k, k), np.nan)
+    for a in range(k):
+        for b in range(k):
+            if probes[a] is None or probes[b] is None:
+                continue
+            xb = x[halves[b][1]]
+            if transform is not None and a != b:
+                xb = transform(a, b)(xb)
+            m[a, b] = _auroc(y[halves[b][1]], probes[a].score(xb))
+    return m
 
 
 def _cos(a: np.ndarray, b: np.ndarray) -> float:
@@ -392,13 +435,11 @@ def probe_study(
             p1 = fit_probe(x[tr[:half]], y[tr[:half]], C=C, seed=seed)
             p2 = fit_probe(x[tr[half:]], y[tr[half:]], C=C, seed=seed)
             self_cos[layer, a] = _cos(p1.direction, p2.direction)
+        auroc[layer] = auroc_matrix(probes, x, y, halves)
         for a in range(k):
             for b in range(k):
-                if probes[a] is None or probes[b] is None:
-                    continue
-                te = halves[b][1]
-                auroc[layer, a, b] = _auroc(y[te], probes[a].score(x[te]))
-                cosine[layer, a, b] = _cos(probes[a].direction, probes[b].direction)
+                if probes[a] is not None and probes[b] is not None:
+                    cosine[layer, a, b] = _cos(probes[a].direction, probes[b].direction)
         scaler = StandardScaler().fit(x[train_all])
         clf = LogisticRegression(C=C, max_iter=2000, random_state=seed)
         clf.fit(scaler.transform(x[train_all]), t[train_all])

@@ -3,10 +3,12 @@ r"""Beyond one probe per task: sparse supports, pooled probes, and transport ali
 Three further readings of the Geometries of Truth claims (Azizian et al. 2025), at one layer,
 on the same random halves as :func:`otkit.truth.study.probe_study`:
 
-* **Sparse supports.** An L1 logistic probe per task keeps a set S_a of neurons; the paper finds
-  the supports of different tasks nearly disjoint. The Jaccard index |S_a ∩ S_b| / |S_a ∪ S_b| is
-  compared with that of random supports of the same sizes (its expectation under uniform draws,
-  by Monte Carlo).
+* **Sparse supports.** An L1 logistic probe per task (penalty ‖w‖₁ / C) keeps a set S_a of
+  neurons; the paper finds the supports of different tasks nearly disjoint. The Jaccard index
+  |S_a ∩ S_b| / |S_a ∪ S_b| is compared with that of random supports of the same sizes (its
+  expectation under uniform draws, by Monte Carlo). The same sparse probes are also scored as
+  probes: their own in/cross-task AUROC matrix (:func:`~otkit.truth.study.auroc_matrix`, as
+  for the L2 probes), i.e. whether sparse probes transfer near chance too.
 * **Mixtures.** A *pooled* probe fitted on every task's training half, scored per task, and the
   *leave-one-task-out* probe fitted on the other tasks only: the paper finds that training on a
   mixture does not give a probe that transfers to an unseen task.
@@ -34,13 +36,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from sklearn.linear_model import LogisticRegression
-from sklearn.preprocessing import StandardScaler
 
 from ..gaussian import monge_map
 from ..stats import compare, mean_interval
-from ..validation import check_choice, check_positive
-from .study import _auroc, chance_verdict, fit_probe
+from ..validation import check_choice
+from .study import _auroc, auroc_matrix, chance_verdict, fit_probe
 
 __all__ = [
     "ALIGNMENTS", "alignment", "support", "random_jaccard", "TransferStudy", "transfer_study",
@@ -81,11 +81,12 @@ def alignment(source: np.ndarray, target: np.ndarray, method: str, *, shrinkage:
 
 def support(x: np.ndarray, y: np.ndarray, *, C: float, seed: int = 0) -> np.ndarray:
     """The neurons ``[s]`` kept by an L1 logistic probe (standardized features, inverse
-    strength ``C``)."""
-    C = check_positive("C", C)
-    clf = LogisticRegression(l1_ratio=1.0, solver="liblinear", C=C, random_state=seed, max_iter=2000)
-    clf.fit(StandardScaler().fit_transform(x), np.asarray(y).astype(int))
-    return np.flatnonzero(np.abs(clf.coef_[0]) > 0)
+    strength ``C``: :func:`~otkit.truth.study.fit_probe` with ``penalty="l1"``)."""
+    return _kept(fit_probe(x, y, C=C, seed=seed, penalty="l1"))
+
+
+def _kept(probe) -> np.ndarray:
+    return np.flatnonzero(np.abs(probe.classifier.coef_[0]) > 0)
 
 
 def _jaccard(a: np.ndarray, b: np.ndarray) -> float:
@@ -112,6 +113,8 @@ class TransferStudy:
             plain cross-task matrix; the diagonal is the in-task AUROC for every method).
         pooled: ``[K]`` AUROC per task of the probe fitted on every task's training half.
         leave_one_out: ``[K]`` AUROC on task b of the probe fitted on the other tasks.
+        l1_auroc: ``[K, K]`` the same matrix as ``auroc["none"]`` for the L1 (sparse) probes
+            whose supports are ``supports``.
         supports: the K L1 supports (neuron indices).
         jaccard: ``[K, K]`` Jaccard indices of the supports (NaN on the diagonal).
         random_jaccard: ``[K, K]`` the expected Jaccard of random supports of the same sizes.
@@ -121,14 +124,17 @@ class TransferStudy:
     auroc: dict[str, np.ndarray]
     pooled: np.ndarray
     leave_one_out: np.ndarray
+    l1_auroc: np.ndarray
     supports: tuple[np.ndarray, ...]
     jaccard: np.ndarray
     random_jaccard: np.ndarray
 
     def cross_task(self, method: str = "none") -> np.ndarray:
-        """``[K (K − 1)]`` off-diagonal AUROCs after ``method``."""
+        """``[K (K − 1)]`` off-diagonal AUROCs after ``method`` (``"l1"``: of the sparse
+        probes, no alignment)."""
         k = len(self.tasks)
-        return self.auroc[check_choice("method", method, ALIGNMENTS)][~np.eye(k, dtype=bool)]
+        matrix = self.l1_auroc if method == "l1" else self.auroc[check_choice("method", method, ALIGNMENTS)]
+        return matrix[~np.eye(k, dtype=bool)]
 
     def off_diagonal(self, matrix: np.ndarray) -> np.ndarray:
         k = len(self.tasks)
@@ -168,14 +174,10 @@ def transfer_study(
     probes = [fit_probe(x[tr], y[tr], C=C, seed=seed) for tr, _ in halves]
     auroc = {}
     for method in ALIGNMENTS:
-        m = np.full((k, k), np.nan)
-        for a in range(k):
-            for b in range(k):
-                te = halves[b][1]
-                xb = x[te] if a == b else alignment(x[halves[b][0]], x[halves[a][0]], method,
-                                                     shrinkage=shrinkage)(x[te])
-                m[a, b] = _auroc(y[te], probes[a].score(xb))
-        auroc[method] = m
+        def transform(a: int, b: int, method: str = method) -> Callable[[np.ndarray], np.ndarray]:
+            return alignment(x[halves[b][0]], x[halves[a][0]], method, shrinkage=shrinkage)
+
+        auroc[method] = auroc_matrix(probes, x, y, halves, transform)
     train_all = np.concatenate([tr for tr, _ in halves])
     pooled_probe = fit_probe(x[train_all], y[train_all], C=C, seed=seed)
     pooled = np.array([_auroc(y[te], pooled_probe.score(x[te])) for _, te in halves])
@@ -184,7 +186,9 @@ def transfer_study(
         others = np.concatenate([tr for a, (tr, _) in enumerate(halves) if a != b])
         te = halves[b][1]
         loo[b] = _auroc(y[te], fit_probe(x[others], y[others], C=C, seed=seed).score(x[te]))
-    supports = tuple(support(x[tr], y[tr], C=l1_C, seed=seed) for tr, _ in halves)
+    sparse = [fit_probe(x[tr], y[tr], C=l1_C, seed=seed, penalty="l1") for tr, _ in halves]
+    l1_auroc = auroc_matrix(sparse, x, y, halves)
+    supports = tuple(_kept(p) for p in sparse)
     jac = np.full((k, k), np.nan)
     rand = np.full((k, k), np.nan)
     for a in range(k):
@@ -192,7 +196,7 @@ def transfer_study(
             if a != b and len(supports[a]) and len(supports[b]):
                 jac[a, b] = _jaccard(supports[a], supports[b])
                 rand[a, b] = random_jaccard(d, len(supports[a]), len(supports[b]), samples=500, seed=seed)
-    return TransferStudy(tuple(tasks), auroc, pooled, loo, supports, jac, rand)
+    return TransferStudy(tuple(tasks), auroc, pooled, loo, l1_auroc, supports, jac, rand)
 
 
 def read_transfer(studies: Sequence[TransferStudy]) -> dict[str, object]:
@@ -203,6 +207,11 @@ def read_transfer(studies: Sequence[TransferStudy]) -> dict[str, object]:
     * ``jaccard``, ``random_jaccard``: mean over task pairs; ``supports`` the paired verdict
       (:func:`otkit.stats.compare`) of the supports' Jaccard against random supports'
       ("lower": more disjoint than chance);
+    * ``l1_in_task``, ``l1_cross_task``: mean in-task (diagonal) and cross-task AUROC of the
+      sparse (L1) probes; ``l1_in_task_verdict`` and ``l1_transfer`` the chance verdicts of
+      the two intervals (:func:`~otkit.truth.study.chance_verdict`), and
+      ``l1_vs_l2`` the paired verdict of their cross-task AUROC against the L2 probes'
+      ("higher": sparse probes transfer better);
     * ``aligned_<method>``: mean cross-task AUROC after each alignment, and
       ``aligned_<method>_vs_none`` its paired verdict against no alignment ("higher": the
       alignment restores some transfer); ``aligned_<method>_transfer`` its chance verdict.
@@ -220,6 +229,12 @@ def read_transfer(studies: Sequence[TransferStudy]) -> dict[str, object]:
     out["supports"] = compare(jac, rand).verdict
     out["support_size"] = float(np.mean([len(x) for s in studies for x in s.supports]))
     none = [float(np.nanmean(s.cross_task("none"))) for s in studies]
+    l1_cross = [float(np.nanmean(s.cross_task("l1"))) for s in studies]
+    out["l1_in_task"] = mean_interval([float(np.nanmean(np.diag(s.l1_auroc))) for s in studies])
+    out["l1_cross_task"] = mean_interval(l1_cross)
+    out["l1_in_task_verdict"] = chance_verdict(out["l1_in_task"])
+    out["l1_transfer"] = chance_verdict(out["l1_cross_task"])
+    out["l1_vs_l2"] = compare(l1_cross, none).verdict
     for method in ALIGNMENTS[1:]:
         values = [float(np.nanmean(s.cross_task(method))) for s in studies]
         out[f"aligned_{method}"] = mean_interval(values)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from otkit.truth.study import fit_probe
 from otkit.truth.transfer import (
     ALIGNMENTS,
     alignment,
@@ -14,14 +15,16 @@ from otkit.truth.transfer import (
 )
 
 
-def planted(n: int = 800, d: int = 8, seed: int = 0):
-    """Three tasks; task a's answer is right (y = 1) along its own coordinates {2a, 2a + 1}."""
+def planted(n: int = 800, d: int = 8, seed: int = 0, shared: bool = False):
+    """Three tasks; task a's answer is right (y = 1) along its own coordinates {2a, 2a + 1}
+    (``shared``: every task's along {0, 1})."""
     rng = np.random.default_rng(seed)
     xs, ys, ts = [], [], []
     for a in range(3):
         y = rng.integers(0, 2, n)
         x = rng.standard_normal((n, d))
-        x[:, 2 * a: 2 * a + 2] += 2.0 * y[:, None]
+        c = 0 if shared else 2 * a
+        x[:, c: c + 2] += 2.0 * y[:, None]
         xs.append(x), ys.append(y), ts.append(np.full(n, a))
     return np.concatenate(xs), np.concatenate(ys), np.concatenate(ts)
 
@@ -75,6 +78,42 @@ def test_disjoint_truths_give_chance_transfer_disjoint_supports_and_no_mixture_f
         assert set(s) <= {2 * a, 2 * a + 1} and len(s) >= 1
     assert np.nanmax(study.jaccard) == 0.0
     assert np.nanmin(study.random_jaccard) > 0.05
+    # the sparse probes themselves: right within a task, chance across
+    assert np.all(np.diag(study.l1_auroc) > 0.85)
+    assert np.all(np.abs(study.cross_task("l1") - 0.5) < 0.08)
+
+
+def test_sparse_probes_transfer_when_tasks_share_their_truth():
+    x, y, t = planted(shared=True)
+    study = transfer_study(x, y, t, tasks=("a", "b", "c"), l1_C=0.05)
+    assert np.all(study.cross_task("l1") > 0.85) and np.all(study.cross_task("none") > 0.85)
+    assert all(set(s) <= {0, 1} and len(s) >= 1 for s in study.supports)
+
+
+def test_sparse_auroc_matrix_matches_sklearn_pipelines_fitted_independently():
+    """[a, b] of the L1 matrix is roc_auc_score on task b's test half of an sklearn
+    StandardScaler + L1 LogisticRegression pipeline fitted on task a's training half."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    x, y, t = planted(n=300, seed=3)
+    study = transfer_study(x, y, t, tasks=("a", "b", "c"), l1_C=0.1, seed=7)
+    rng = np.random.default_rng(7)  # the halves, drawn as transfer_study documents
+    halves = []
+    for i in range(3):
+        idx = rng.permutation(np.flatnonzero(t == i))
+        halves.append((idx[: len(idx) // 2], idx[len(idx) // 2:]))
+    for a in range(3):
+        pipe = make_pipeline(StandardScaler(), LogisticRegression(
+            solver="liblinear", l1_ratio=1.0, C=0.1, random_state=7, max_iter=2000))
+        pipe.fit(x[halves[a][0]], y[halves[a][0]])
+        np.testing.assert_array_equal(study.supports[a], np.flatnonzero(pipe[-1].coef_[0]))
+        for b in range(3):
+            te = halves[b][1]
+            assert study.l1_auroc[a, b] == pytest.approx(
+                roc_auc_score(y[te], pipe.decision_function(x[te])), abs=1e-12)
 
 
 def test_random_jaccard_matches_its_closed_form_when_one_set_is_everything():
@@ -86,6 +125,8 @@ def test_support_and_study_check_their_inputs():
     x, y, t = planted(n=100)
     with pytest.raises(ValueError, match="C"):
         support(x, y, C=0.0)
+    with pytest.raises(ValueError, match="penalty"):
+        fit_probe(x, y, penalty="elasticnet")
     with pytest.raises(ValueError, match="tasks"):
         transfer_study(x, y, t, tasks=("a", "b"))
     with pytest.raises(ValueError, match="acts"):
@@ -100,6 +141,11 @@ def test_read_transfer_gives_intervals_and_verdicts_over_splits():
     r = read_transfer(studies)
     assert r["mixture"] == "near chance" and r["supports"] == "lower"
     assert r["pooled"].low > 0.7
+    assert r["l1_transfer"] == "near chance" and r["l1_in_task"].low > 0.85
+    assert r["l1_vs_l2"] == "tie"  # both at chance on disjoint truths
+    shared = read_transfer([transfer_study(*planted(shared=True), tasks=("a", "b", "c"), seed=s)
+                            for s in range(3)])
+    assert shared["l1_transfer"] == "above chance"
     for method in ("mean", "diagonal", "gaussian"):
         assert r[f"aligned_{method}_transfer"] == "near chance"
     with pytest.raises(ValueError, match="studies"):
