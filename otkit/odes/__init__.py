@@ -52,7 +52,9 @@ from .model import (
 from .sindy import sindy, stlsq
 from .study import (
     TRANSFORMER_METHODS,
+    ConstantAccuracy,
     RecoveryStudy,
+    constant_accuracy,
     join_methods,
     merge_studies,
     predict,
@@ -71,5 +73,6 @@ __all__ = [
     "Fit", "fit_constants", "refine", "select", "enumerate_fit", "simulate", "r2_score",
     "sindy", "stlsq",
     "RecoveryStudy", "predict", "recovery_study", "merge_studies", "read_claims",
-    "TRANSFORMER_METHODS", "join_methods", "read_constant_claims",
+    "TRANSFORMER_METHODS", "join_methods", "read_constant_claims", "ConstantAccuracy",
+    "constant_accuracy",
 ]

@@ -21,7 +21,8 @@ Methods: ``"transformer"`` (beam search, then :func:`otkit.odes.fitting.select` 
 ``"sindy"`` (:func:`otkit.odes.sindy.sindy`) and ``"enumeration"``
 (:func:`otkit.odes.fitting.enumerate_fit`); and the transformer with the network's own two-hot
 constants, alone (``"transformer_two_hot"``, the paper's way) or refined on the trajectory
-(``"transformer_two_hot_refined"``) (:func:`predict`, :func:`read_constant_claims`). A study
+(``"transformer_two_hot_refined"``) (:func:`predict`, :func:`read_constant_claims`); and
+:func:`constant_accuracy` compares the constants alone, the true skeleton given. A study
 with the same arguments and seed has the same problems whatever its methods, so
 :func:`join_methods` can put two studies' methods side by side. Intervals and verdicts come from
 :mod:`otkit.stats` over test problems (paired: the same problems for every method).
@@ -39,7 +40,15 @@ import torch
 from otkit.stats import Interval, compare, mean_interval
 
 from ..validation import check_count, check_generator
-from .fitting import Fit, enumerate_fit, r2_score, refine, select, simulate
+from .fitting import (
+    Fit,
+    enumerate_fit,
+    fit_constants,
+    r2_score,
+    refine,
+    select,
+    simulate,
+)
 from .generator import add_noise, generate, rk4, sample_times, vector_field
 from .grammar import SKELETONS
 from .model import TrainedODEModel, beam_search, predict_constants
@@ -47,7 +56,7 @@ from .sindy import sindy
 
 __all__ = ["METHODS", "TRANSFORMER_METHODS", "R2_THRESHOLD", "RecoveryStudy", "new_initial_conditions",
            "predict", "recovery_study", "merge_studies", "join_methods", "read_claims",
-           "read_constant_claims"]
+           "read_constant_claims", "ConstantAccuracy", "constant_accuracy"]
 
 METHODS = ("transformer", "sindy", "enumeration")
 #: The transformer with least-squares, two-hot, and refined two-hot constants (:func:`predict`).
@@ -305,7 +314,8 @@ def read_constant_claims(study: RecoveryStudy, metric: str = "r2_new") -> dict:
     :data:`TRANSFORMER_METHODS`; plain values, for the notebook).
 
     For each setting (key suffix ``s<noise>_r<irregularity>``) and pooled over settings
-    (suffix ``all``; problems × settings, the same pairs): the recovery rates ``rate_<method>_…``
+    (suffix ``all``: each problem's rate over the settings, intervals over problems): the
+    recovery rates ``rate_<method>_…``
     and paired verdicts ``two_hot_vs_ls_…`` (two-hot alone − least squares),
     ``refined_vs_ls_…`` and ``refined_vs_two_hot_…`` ("higher" / "lower" / "tie", from
     :func:`otkit.stats.compare` over problems), with ``…_diff``, ``…_low``, ``…_high`` the
@@ -323,7 +333,8 @@ def read_constant_claims(study: RecoveryStudy, metric: str = "r2_new") -> dict:
     groups = [(f"s{n:g}_r{r:g}", [s]) for s, (n, r) in enumerate(study.settings)]
     groups.append(("all", list(range(len(study.settings)))))
     for suffix, rows in groups:
-        x = {short[m]: hit[rows][:, j].ravel() for m, j in cols.items()}
+        # pooled: each problem's rate over the settings, so problems stay the independent unit
+        x = {short[m]: hit[rows][:, j].mean(0) for m, j in cols.items()}
         for name, v in x.items():
             iv = _rate(v)
             out[f"rate_{name}_{suffix}"] = iv.estimate
@@ -334,6 +345,76 @@ def read_constant_claims(study: RecoveryStudy, metric: str = "r2_new") -> dict:
     for m, j in cols.items():
         out[f"seconds_{short[m]}"] = float(np.median(study.seconds[:, j]))
     return out
+
+
+@dataclass(frozen=True, eq=False)
+class ConstantAccuracy:
+    """Constants of the *true* skeleton, by the network (two-hot) and by least squares, on
+    ``n`` fresh problems of one setting; arrays ``[n]``.
+
+    Attributes:
+        error_two_hot, error_ls: max_k |ĉ_k − c_k| over the skeleton's terms.
+        r2_two_hot, r2_ls: R² of the equation with those constants integrated from the true y₀,
+            against the clean solution at the observed times.
+    """
+
+    noise: float
+    irregularity: float
+    error_two_hot: np.ndarray
+    error_ls: np.ndarray
+    r2_two_hot: np.ndarray
+    r2_ls: np.ndarray
+
+    def summary(self) -> dict:
+        """Median errors, R² ≥ :data:`R2_THRESHOLD` rates with intervals, and the paired
+        verdict of that rate (two-hot − least squares) and of the error (over problems)."""
+        hit_th = (self.r2_two_hot >= R2_THRESHOLD).astype(float)
+        hit_ls = (self.r2_ls >= R2_THRESHOLD).astype(float)
+        rate_th, rate_ls = _rate(hit_th), _rate(hit_ls)
+        fit = _paired(hit_th, hit_ls)
+        err = _paired(self.error_two_hot, self.error_ls)
+        return {"error_two_hot": float(np.median(self.error_two_hot)),
+                "error_ls": float(np.median(self.error_ls)),
+                "error_verdict": err[0],
+                "rate_two_hot": rate_th.estimate, "rate_two_hot_low": rate_th.low,
+                "rate_two_hot_high": rate_th.high, "rate_ls": rate_ls.estimate,
+                "rate_ls_low": rate_ls.low, "rate_ls_high": rate_ls.high,
+                "rate_verdict": fit[0], "rate_diff": fit[1], "rate_diff_low": fit[2],
+                "rate_diff_high": fit[3]}
+
+
+def constant_accuracy(trained: TrainedODEModel | list[TrainedODEModel], *, n_problems: int = 30,
+                      noise: float = 0.0, irregularity: float = 0.0, seed: int = 2000
+                      ) -> ConstantAccuracy:
+    """The constants alone: for ``n_problems`` fresh generated problems (the training data's
+    ``n_points`` and span, ``noise``, ``irregularity``), the network's two-hot constants of the
+    true skeleton (:func:`otkit.odes.model.predict_constants`) against least squares on the
+    integral form (:func:`otkit.odes.fitting.fit_constants`), the skeleton given to both.
+    A list of models: model k gets its own problems (seed + k), side by side."""
+    if isinstance(trained, (list, tuple)):
+        if not trained:
+            raise ValueError("trained must not be an empty list")
+        parts = [constant_accuracy(tm, n_problems=n_problems, noise=noise,
+                                   irregularity=irregularity, seed=seed + k)
+                 for k, tm in enumerate(trained)]
+        return ConstantAccuracy(float(noise), float(irregularity), *(
+            np.concatenate([getattr(p, f) for p in parts])
+            for f in ("error_two_hot", "error_ls", "r2_two_hot", "r2_ls")))
+    check_count("n_problems", n_problems)
+    data = trained.data
+    batch = generate(n_problems, n_points=data.t.shape[1], t_max=float(data.t[0, -1]),
+                     noise=noise, irregularity=irregularity, generator=seed)
+    out = {k: np.zeros(n_problems) for k in ("e_th", "e_ls", "r_th", "r_ls")}
+    for i, sk in enumerate(batch.skeletons):
+        t, y, truth = batch.t[i], batch.y[i], batch.coefficients[i]
+        th = predict_constants(trained.model, t, y, [sk])[0]
+        ls = fit_constants(t, y, [sk])[0][0]
+        y0 = batch.y_clean[i, :1]
+        for c, e, r in ((th, "e_th", "r_th"), (ls, "e_ls", "r_ls")):
+            out[e][i] = float((c - truth)[list(sk)].abs().max())
+            out[r][i] = r2_score(batch.y_clean[i], simulate(c, y0, t)[0])
+    return ConstantAccuracy(float(noise), float(irregularity), out["e_th"], out["e_ls"],
+                            out["r_th"], out["r_ls"])
 
 
 def read_claims(study: RecoveryStudy, metric: str = "r2_new") -> dict:

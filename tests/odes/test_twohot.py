@@ -189,3 +189,22 @@ def test_only_keeps_the_chosen_methods(trained):
     assert part.predicted[0][0] == full.predicted[0][1]
     with pytest.raises(ValueError, match="methods"):
         full.only(("enumeration",))
+
+
+def test_constant_accuracy_against_the_generator_truth(trained):
+    from otkit.odes.fitting import fit_constants
+    from otkit.odes.study import constant_accuracy
+    acc = constant_accuracy(trained, n_problems=12, seed=1)
+    # least squares on clean, regular data recovers the true constants of the true skeleton
+    assert np.median(acc.error_ls) < 0.02 and np.median(acc.r2_ls) > 0.99
+    # the two-hot errors are the network's, recomputed here for one problem
+    batch = generate(12, n_points=32, t_max=4.0, generator=1)
+    sk, truth = batch.skeletons[3], batch.coefficients[3]
+    net = predict_constants(trained.model, batch.t[3], batch.y[3], [sk])[0]
+    assert acc.error_two_hot[3] == pytest.approx(float((net - truth)[list(sk)].abs().max()))
+    ls = fit_constants(batch.t[3], batch.y[3], [sk])[0][0]
+    assert acc.error_ls[3] == pytest.approx(float((ls - truth)[list(sk)].abs().max()))
+    assert bool((acc.error_two_hot <= 4.0).all())
+    summary = acc.summary()
+    assert summary["rate_ls"] == pytest.approx(float(np.mean(acc.r2_ls >= 0.9)))
+    assert summary["error_verdict"] in ("higher", "lower", "tie")
