@@ -8,11 +8,15 @@ function evaluations (NFE) suffice. The paper's improvements that this package t
 * loss normalization w = 1/sg[loss] (:mod:`otkit.flows.weighting`, generic);
 * a time distribution increasing towards the noise, ∝ 10^(1 − t) in otkit's time
   (:mod:`otkit.flows.time_samplers`, generic);
-* forward pairs, real data inverted by the teacher (:mod:`~otkit.reflow.pairs`).
+* forward pairs, real data inverted by the teacher (:mod:`~otkit.reflow.pairs`);
+* the high-pass-filter distance for images (:mod:`otkit.flows.hpf`, generic);
+* class-conditional velocities with classifier-free guidance (:mod:`otkit.flows.guidance`,
+  generic).
 
-Left out here (2-D scope): the high-pass-filter distance and dropout (image networks), projected
-pairs, the improved sampler and guidance. :mod:`~otkit.reflow.study` runs the ablation on
-8 Gaussians → moons and compares ReFlow with Sinkhorn OT-FM and SD-FM at equal SGD budget.
+Left out: dropout, projected pairs and the improved sampler. :mod:`~otkit.reflow.study` runs the
+ablation on 8 Gaussians → moons and compares ReFlow with Sinkhorn OT-FM and SD-FM at equal SGD
+budget; :mod:`~otkit.reflow.digits` runs class-conditional ReFlow on 8×8 digits (Fréchet
+distance on a digits classifier's features, class accuracy, guidance).
 """
 
 from .pairs import (
