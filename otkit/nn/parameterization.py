@@ -53,14 +53,17 @@ Forms used and choices made here:
   0.02/√(2·base_depth) and let the branch multiplier r = m_L^(−α) do the depth scaling. At the
   base width and depth (m_N = m_L = 1) every rule above is the identity, so every
   parameterization *is* SP there (tested: same weights, same training losses).
-* Attention keeps the model's 1/√d_head scale. μP asks for 1/d_head; the two differ by a
-  constant when the head dimension is held fixed and the number of heads grows with the
-  width, which is how :mod:`otkit.completep` scales the model (so that the rule is moot).
-* The paper's QK-norm and its batch-size and duration rules are not implemented.
-* Multipliers (r, 1/m_N) are installed as permanent forward hooks on the modules whose output
-  they scale (``blocks.l.attn``, ``blocks.l.mlp``, ``unembed``; the last ``Linear`` of an MLP),
-  so the model's code (:mod:`otkit.nn.transformer`) is unchanged and
-  :func:`otkit.nn.transformer.residual_stream` still sees the scaled residual stream.
+* Attention keeps the scale the model's config asks for (``attention_scale``, default
+  1/√d_head). μP asks for 1/d_head; the two differ by a constant when the head dimension is
+  held fixed and the number of heads grows with the width, which is how
+  :mod:`otkit.completep` scales the model (so that the rule is moot there). QK-norm
+  (``qk_norm=True`` in the config) adds per-head LayerNorms whose gains and biases go with
+  the in-block vectors.
+* The transformer's multipliers (r, 1/m_N) are set in its config
+  (:meth:`~otkit.nn.transformer.Transformer.set_multipliers`, multiplying the base config's own
+  ``residual_multiplier``/``logit_multiplier``), so
+  :func:`otkit.nn.transformer.residual_stream` sees the scaled residual stream. The velocity
+  MLP's 1/m_N is a permanent forward hook on its last ``Linear``.
 * The velocity MLP (:class:`otkit.nn.velocity.VelocityMLP`) has no residual branches: only the
   width rules apply to it (its depth does not enter); its σ are 1/√fan_in of the base model
   (PyTorch's Linear scale, drawn Gaussian).
@@ -229,7 +232,7 @@ def parameterize_transformer(
 
     Width is ``config.d_model``, depth ``config.n_layers``. Groups: ``"embeddings"`` (token
     and position tables), ``"hidden"`` (W_qkv, W_out, W_fc, W_proj of every block),
-    ``"block_vectors"`` (their biases and ln₁, ln₂), ``"final_norm"`` (ln_f) and
+    ``"block_vectors"`` (their biases, ln₁, ln₂ and QK-norm's LayerNorms), ``"final_norm"`` (ln_f) and
     ``"unembedding"`` (U). The hyper-parameters ``lr`` (η), ``eps`` (ε), ``weight_decay`` (λ)
     and ``std`` (σ) are the base model's.
 
@@ -267,23 +270,21 @@ def parameterize_transformer(
         elif name.startswith("ln_f."):
             p.fill_(1.0 if name.endswith("weight") else 0.0)
             groups["final_norm"].append(p)
-        elif name.endswith(".weight") and (".attn." in name or ".mlp." in name):
+        elif (name.endswith(".weight") and (".attn." in name or ".mlp." in name)
+              and "_norm." not in name):  # QK-norm gains are vectors
             s = (proj_std if (".attn.out." in name or ".mlp.proj." in name) else std)
             s *= m.hidden_init
             init_std[name] = s
             p.normal_(0.0, s, generator=generator)
             groups["hidden"].append(p)
-        else:  # in-block biases and LayerNorms
-            is_norm_weight = (".ln1." in name or ".ln2." in name) and name.endswith("weight")
+        else:  # in-block biases and LayerNorms (QK-norm's too)
+            is_norm_weight = (name.split(".")[-2] in ("ln1", "ln2", "q_norm", "k_norm")
+                              and name.endswith("weight"))
             p.fill_(1.0 if is_norm_weight else 0.0)
             groups["block_vectors"].append(p)
-    if scheme != "sp":
-        for block in model.blocks:
-            if m.residual != 1.0:
-                block.attn.register_forward_hook(_ScaleOutput(m.residual))
-                block.mlp.register_forward_hook(_ScaleOutput(m.residual))
-        if m.output != 1.0:
-            model.unembed.register_forward_hook(_ScaleOutput(m.output))
+    if m.residual != 1.0 or m.output != 1.0:  # on top of the base config's own multipliers
+        model.set_multipliers(residual=cfg.residual_multiplier * m.residual,
+                              logits=cfg.logit_multiplier * m.output)
     wd = weight_decay
     out = [
         _group("embeddings", groups["embeddings"], lr, eps, wd),

@@ -19,19 +19,32 @@ Hook points (module names, for :mod:`otkit.nn.hooks` and :mod:`otkit.steering`):
 ``[B, T, d_model]``. :func:`residual_stream` records all L + 1 of them in one pass.
 :func:`param_groups` splits the parameters into embeddings / attention / mlp / norms /
 unembedding so that each can get its own learning rate and weight decay.
+
+Options for width/depth parameterizations (:mod:`otkit.nn.parameterization`; their defaults
+give GPT-2's model above, bit for bit, and no extra parameters):
+
+* ``residual_multiplier`` r: hˡ = hˡ⁻¹ + r·Attn(LN₁(hˡ⁻¹)), hˡ ← hˡ + r·MLP(LN₂(hˡ)) (depth-μP
+  r = L^(−½), CompleteP r = L^(−1): Bordelon et al. 2023; Dey et al. 2025).
+* ``logit_multiplier`` c: logits = c · LN_f(hᴸ) Uᵀ (μP's 1/m_N on the readout: Yang et al. 2022).
+* ``attention_scale``: softmax(QKᵀ·s) with s = 1/√d_head (``"1/sqrt(d_head)"``, Vaswani et al.)
+  or s = 1/d_head (``"1/d_head"``, μP's, Yang et al. 2022, §J.2.1).
+* ``qk_norm``: Q and K go through a LayerNorm over each head's d_head channels (learned gain and
+  bias shared by the heads of a block) before the dot product, Q̂ = LN_q(Q), K̂ = LN_k(K)
+  (Dehghani et al. 2023, "Scaling vision transformers to 22 billion parameters"; the QK-norm
+  of Mlodozeniec et al. 2025).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..validation import check_count
+from ..validation import check_choice, check_count, check_positive
 from .hooks import rewrite_outputs
 
 __all__ = [
@@ -42,10 +55,13 @@ __all__ = [
     "residual_stream",
     "param_groups",
     "PARAM_GROUPS",
+    "ATTENTION_SCALES",
 ]
 
 #: The parameter groups of :func:`param_groups`, in order.
 PARAM_GROUPS = ("embeddings", "attention", "mlp", "norms", "unembedding")
+#: The attention logit scales s of ``softmax(QKᵀ·s)``: 1/√d_head (GPT-2) or 1/d_head (μP).
+ATTENTION_SCALES = ("1/sqrt(d_head)", "1/d_head")
 
 
 @dataclass(frozen=True)
@@ -61,6 +77,10 @@ class TransformerConfig:
         max_len: the longest sequence (number of learned positions).
         dropout: dropout rate on embeddings, attention weights and block outputs (0 = none).
         tied: unembedding U = token embedding E (GPT-2) or its own matrix.
+        residual_multiplier: r > 0 on every residual branch, h ← h + r·F(h) (1: GPT-2).
+        logit_multiplier: c > 0 on the logits, c · LN_f(hᴸ) Uᵀ (1: GPT-2).
+        attention_scale: one of :data:`ATTENTION_SCALES` (``"1/sqrt(d_head)"``: GPT-2).
+        qk_norm: LayerNorm Q and K over each head's channels before QKᵀ (False: GPT-2).
     """
 
     vocab_size: int
@@ -71,6 +91,10 @@ class TransformerConfig:
     max_len: int = 32
     dropout: float = 0.0
     tied: bool = True
+    residual_multiplier: float = 1.0
+    logit_multiplier: float = 1.0
+    attention_scale: str = "1/sqrt(d_head)"
+    qk_norm: bool = False
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "d_model", "n_layers", "n_heads", "d_mlp", "max_len"):
@@ -86,6 +110,11 @@ class TransformerConfig:
             raise ValueError(f"dropout must be a number in [0, 1), got {self.dropout!r}")
         if not isinstance(self.tied, bool):
             raise TypeError(f"tied must be a bool, got {self.tied!r}")
+        for name in ("residual_multiplier", "logit_multiplier"):
+            check_positive(name, getattr(self, name))
+        check_choice("attention_scale", self.attention_scale, ATTENTION_SCALES)
+        if not isinstance(self.qk_norm, bool):
+            raise TypeError(f"qk_norm must be a bool, got {self.qk_norm!r}")
 
     @property
     def d_head(self) -> int:
@@ -110,8 +139,9 @@ class CausalSelfAttention(nn.Module):
     """Multi-head causal self-attention: ``[B, T, d_model]`` → ``[B, T, d_model]``.
 
     Q, K, V = x W_qkv (one Linear), split into n_heads heads of d_head channels; each head
-    computes softmax(Q Kᵀ / √d_head, causal) V; the heads are concatenated and projected by
-    ``out``.
+    computes softmax(Q Kᵀ · s, causal) V (s = 1/√d_head, or 1/d_head by the config's
+    ``attention_scale``; Q and K LayerNormed per head first with ``qk_norm``); the heads are
+    concatenated and projected by ``out``.
     """
 
     def __init__(self, config: TransformerConfig):
@@ -121,14 +151,24 @@ class CausalSelfAttention(nn.Module):
         self.out = nn.Linear(config.d_model, config.d_model)
         self.dropout = config.dropout
         self.drop = nn.Dropout(config.dropout)
+        # None is SDPA's own 1/√d_head: the default path stays GPT-2's computation exactly
+        self.scale = 1.0 / config.d_head if config.attention_scale == "1/d_head" else None
+        if config.qk_norm:
+            self.q_norm = nn.LayerNorm(config.d_head)
+            self.k_norm = nn.LayerNorm(config.d_head)
+        else:
+            self.q_norm = self.k_norm = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, t, d = x.shape
         q, k, v = self.qkv(x).split(d, dim=-1)
         # [B, T, D] -> [B, heads, T, d_head]
         q, k, v = (z.view(b, t, self.n_heads, d // self.n_heads).transpose(1, 2) for z in (q, k, v))
+        if self.q_norm is not None:
+            q, k = self.q_norm(q), self.k_norm(k)
         y = F.scaled_dot_product_attention(
-            q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0
+            q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0,
+            scale=self.scale,
         )
         y = y.transpose(1, 2).reshape(b, t, d)
         return self.drop(self.out(y))
@@ -148,8 +188,9 @@ class MLP(nn.Module):
 
 
 class TransformerBlock(nn.Module):
-    """One pre-LN block: h ← h + Attn(LN₁(h)); h ← h + MLP(LN₂(h)). Returns the residual
-    stream ``[B, T, d_model]`` (the hook point ``blocks.l``)."""
+    """One pre-LN block: h ← h + r·Attn(LN₁(h)); h ← h + r·MLP(LN₂(h)) (r: the config's
+    ``residual_multiplier``). Returns the residual stream ``[B, T, d_model]`` (the hook point
+    ``blocks.l``)."""
 
     def __init__(self, config: TransformerConfig):
         super().__init__()
@@ -157,10 +198,15 @@ class TransformerBlock(nn.Module):
         self.attn = CausalSelfAttention(config)
         self.ln2 = nn.LayerNorm(config.d_model)
         self.mlp = MLP(config)
+        self.residual_multiplier = float(config.residual_multiplier)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        h = h + self.attn(self.ln1(h))
-        return h + self.mlp(self.ln2(h))
+        r = self.residual_multiplier
+        if r == 1.0:  # GPT-2's block, without a multiply
+            h = h + self.attn(self.ln1(h))
+            return h + self.mlp(self.ln2(h))
+        h = h + self.attn(self.ln1(h)) * r
+        return h + self.mlp(self.ln2(h)) * r
 
 
 class Transformer(nn.Module):
@@ -230,7 +276,24 @@ class Transformer(nn.Module):
         h = self.embedding(self.check_ids(ids))
         for block in self.blocks:
             h = block(h)
-        return self.unembed(self.ln_f(h))
+        logits = self.unembed(self.ln_f(h))
+        c = self.config.logit_multiplier
+        return logits if c == 1.0 else logits * c
+
+    def set_multipliers(self, *, residual: float | None = None, logits: float | None = None
+                        ) -> None:
+        """Set the residual-branch multiplier r and the logit multiplier c in place (``config``
+        is replaced by a copy holding them), e.g. after building the model at a base config;
+        ``None`` keeps the current value. ValueError naming ``residual``/``logits`` for a value
+        that is not a positive number."""
+        new = {}
+        if residual is not None:
+            new["residual_multiplier"] = check_positive("residual", residual)
+        if logits is not None:
+            new["logit_multiplier"] = check_positive("logits", logits)
+        self.config = replace(self.config, **new)
+        for block in self.blocks:
+            block.residual_multiplier = float(self.config.residual_multiplier)
 
 
 def residual_stream(model: Transformer, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -260,7 +323,8 @@ def _group_of(name: str) -> str:
         return "embeddings"
     if name.startswith("unembed."):
         return "unembedding"
-    if ".ln1." in name or ".ln2." in name or name.startswith("ln_f."):
+    if (".ln1." in name or ".ln2." in name or ".q_norm." in name or ".k_norm." in name
+            or name.startswith("ln_f.")):
         return "norms"
     if ".attn." in name:
         return "attention"
@@ -280,7 +344,7 @@ def param_groups(
 
     Groups (:data:`PARAM_GROUPS`): ``"embeddings"`` (token and position tables),
     ``"attention"`` (W_qkv, W_out and their biases in every block), ``"mlp"``, ``"norms"``
-    (every LayerNorm, ``ln_f`` included) and ``"unembedding"`` (U; empty, and left out, when
+    (every LayerNorm, ``ln_f`` and QK-norm included) and ``"unembedding"`` (U; empty, and left out, when
     tied to the token embedding, which then counts once, in ``"embeddings"``). Every parameter
     is in exactly one group.
 

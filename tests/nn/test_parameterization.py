@@ -3,7 +3,9 @@ multipliers in the forward pass, and μP's coordinate check (activations stay O(
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -101,6 +103,41 @@ def test_multipliers_act_in_the_forward_pass():
     torch.testing.assert_close(got, expected)
     # and they change the output (the check can fail)
     assert (got - expected / out).abs().max() > 1e-3
+    assert (model.config.residual_multiplier, model.config.logit_multiplier) == (r, out)
+
+
+def test_completep_logits_are_those_stored_when_the_multipliers_were_hooks():
+    """Logits stored (hex floats) when the multipliers were forward hooks: setting them in the
+    transformer's config is the same computation."""
+    ref = json.loads((Path(__file__).parent / "data" / "transformer_default_logits.json")
+                     .read_text())
+    c = ref["completep"]
+    torch.manual_seed(ref["model_seed"])
+    model = Transformer(TransformerConfig(**c["config"])).eval()
+    parameterize_transformer(model, "completep", base_width=c["base_width"],
+                             base_depth=c["base_depth"], lr=1e-2,
+                             generator=torch.Generator().manual_seed(c["init_seed"]))
+    x = torch.randint(ref["config"]["vocab_size"], tuple(ref["ids_shape"]),
+                      generator=torch.Generator().manual_seed(ref["ids_seed"]))
+    with torch.no_grad():
+        got = model(x).flatten()
+    want = torch.tensor([float.fromhex(v) for v in c["logits"]])
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
+
+
+def test_base_config_multipliers_compose_and_qk_norm_is_a_block_vector():
+    torch.manual_seed(0)
+    model = Transformer(TransformerConfig(vocab_size=V, d_model=64, n_layers=4, n_heads=4,
+                                          d_mlp=256, max_len=16, tied=False, qk_norm=True,
+                                          residual_multiplier=0.5, logit_multiplier=2.0))
+    p = parameterize_transformer(model, "completep", base_width=32, base_depth=2, lr=1e-2)
+    assert model.config.residual_multiplier == pytest.approx(0.25)  # 0.5 · (4/2)^-1
+    assert model.config.logit_multiplier == pytest.approx(1.0)      # 2 · (64/32)^-1
+    vec = {id(q) for q in p.group("block_vectors")["params"]}
+    att = model.blocks[1].attn
+    assert {id(att.q_norm.weight), id(att.k_norm.bias)} <= vec
+    assert torch.equal(att.q_norm.weight, torch.ones(16))
+    assert id(att.q_norm.weight) not in {id(q) for q in p.group("hidden")["params"]}
 
 
 def _train_losses(model, groups, steps=3):

@@ -6,6 +6,9 @@ nobody here wrote), exact causality (perturbing later tokens), and exact paramet
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
@@ -170,3 +173,120 @@ def test_bad_ids_raise_naming_the_argument():
         m(torch.zeros(2, 3))
     with pytest.raises(ValueError, match="overrides"):
         param_groups(m, overrides={"attn": {"lr": 1.0}})
+
+
+# --- parameterization options (residual and logit multipliers, attention scale, QK-norm) ---
+
+def test_default_config_gives_the_stored_logits():
+    """The stored logits were computed (hex floats) before the options existed: the default
+    config must keep computing them (new options off = the same computation)."""
+    ref = json.loads((Path(__file__).parent / "data" / "transformer_default_logits.json")
+                     .read_text())
+    x = torch.randint(ref["config"]["vocab_size"], tuple(ref["ids_shape"]),
+                      generator=torch.Generator().manual_seed(ref["ids_seed"]))
+    for tied in (True, False):
+        torch.manual_seed(ref["model_seed"])
+        m = Transformer(TransformerConfig(**ref["config"], tied=tied)).eval()
+        with torch.no_grad():
+            got = m(x).flatten()
+        want = torch.tensor([float.fromhex(v) for v in ref[f"logits_{'tied' if tied else 'untied'}"]])
+        # same machine: bit for bit; another CPU's kernels may round the last bit differently
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
+
+
+def _scaled_gpt2(m: Transformer, *, q_factor=1.0, residual=1.0, logits=1.0) -> GPT2LMHeadModel:
+    """GPT-2 with ``m``'s weights where W_q, b_q are × q_factor, the residual projections
+    (W_out, b_out, W_proj, b_proj) × residual and U × logits: the same function as ``m`` with
+    the options (all three act linearly on what they scale)."""
+    hf = to_gpt2(m)
+    d = m.config.d_model
+    with torch.no_grad():
+        for block in hf.transformer.h:
+            block.attn.c_attn.weight[:, :d] *= q_factor
+            block.attn.c_attn.bias[:d] *= q_factor
+            for lin in (block.attn.c_proj, block.mlp.c_proj):
+                lin.weight *= residual
+                lin.bias *= residual
+        hf.lm_head.weight *= logits
+    return hf
+
+
+def test_options_match_gpt2_with_rescaled_weights():
+    """1/d_head = 1/√d_head with W_q × 1/√d_head; r·F(h) = F with its output projection × r;
+    c·logits = logits of U × c; checked against Hugging Face's GPT-2 with those weights."""
+    c = TransformerConfig(**{**CFG.__dict__, "tied": False, "attention_scale": "1/d_head",
+                             "residual_multiplier": 0.3, "logit_multiplier": 2.5})
+    m = model(c)
+    with torch.no_grad():  # large Q·K so that the scale matters
+        for b in m.blocks:
+            b.attn.qkv.weight.mul_(8.0)
+    x = ids()
+    hf = _scaled_gpt2(m, q_factor=c.d_head ** -0.5, residual=0.3, logits=2.5)
+    torch.testing.assert_close(m(x), hf(x).logits, atol=1e-5, rtol=1e-4)
+    # each option changes the output (the check can fail)
+    plain = to_gpt2(m)(x).logits
+    assert (m(x) - plain).abs().max() > 1e-2
+    for key, value in (("attention_scale", "1/d_head"), ("residual_multiplier", 0.3),
+                       ("logit_multiplier", 2.5)):
+        one = Transformer(TransformerConfig(**{**CFG.__dict__, "tied": False, key: value}))
+        one.load_state_dict(m.state_dict())
+        assert (one.eval()(x) - plain).abs().max() > 1e-3, key
+
+
+def test_qk_norm_is_a_per_head_layernorm_of_q_and_k():
+    c = TransformerConfig(**{**CFG.__dict__, "qk_norm": True, "n_layers": 1})
+    m = model(c)
+    att = m.blocks[0].attn
+    with torch.no_grad():
+        for ln in (att.q_norm, att.k_norm):
+            ln.weight.add_(0.3 * torch.randn_like(ln.weight))
+            ln.bias.add_(0.3 * torch.randn_like(ln.bias))
+    x = ids()
+    h = m.blocks[0].ln1(m.embedding(x))
+    b, t, d = h.shape
+    nh, dh = c.n_heads, c.d_head
+
+    def ln(z, mod):  # by hand: mean and biased variance over the head's channels
+        mu = z.mean(-1, keepdim=True)
+        var = ((z - mu) ** 2).mean(-1, keepdim=True)
+        return (z - mu) / torch.sqrt(var + mod.eps) * mod.weight + mod.bias
+
+    with torch.no_grad():
+        q, k, v = att.qkv(h).split(d, dim=-1)
+        q, k, v = (z.view(b, t, nh, dh) for z in (q, k, v))
+        q, k = ln(q, att.q_norm), ln(k, att.k_norm)
+        s = torch.einsum("bqhc,bkhc->bhqk", q, k) / dh ** 0.5
+        s = s.masked_fill(torch.triu(torch.ones(t, t, dtype=torch.bool), 1), float("-inf"))
+        y = torch.einsum("bhqk,bkhc->bqhc", s.softmax(-1), v).reshape(b, t, d)
+        want = att.out(y)
+        torch.testing.assert_close(att(h), want, atol=1e-6, rtol=1e-5)
+    names = [n for n, _ in m.named_parameters() if "_norm" in n]
+    assert names == ["blocks.0.attn.q_norm.weight", "blocks.0.attn.q_norm.bias",
+                     "blocks.0.attn.k_norm.weight", "blocks.0.attn.k_norm.bias"]
+    norms = {id(p) for g in param_groups(m) if g["name"] == "norms" for p in g["params"]}
+    assert id(att.q_norm.weight) in norms and id(att.k_norm.bias) in norms
+
+
+def test_set_multipliers_equals_building_with_them():
+    a = model(TransformerConfig(**{**CFG.__dict__, "tied": False}))
+    b = model(TransformerConfig(**{**CFG.__dict__, "tied": False, "residual_multiplier": 0.5,
+                                   "logit_multiplier": 0.25}))
+    a.set_multipliers(residual=0.5, logits=0.25)
+    assert a.config == b.config
+    torch.testing.assert_close(a(ids()), b(ids()), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="residual"):
+        a.set_multipliers(residual=0.0)
+    with pytest.raises(TypeError, match="logits"):
+        a.set_multipliers(logits="1")
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, word",
+    [({"residual_multiplier": 0.0}, ValueError, "residual_multiplier"),
+     ({"logit_multiplier": float("nan")}, ValueError, "logit_multiplier"),
+     ({"attention_scale": "1/sqrt"}, ValueError, "attention_scale"),
+     ({"qk_norm": 1}, TypeError, "qk_norm")],
+)
+def test_bad_options_raise_naming_the_argument(kwargs, error, word):
+    with pytest.raises(error, match=word):
+        TransformerConfig(**{**CFG.__dict__, **kwargs})
