@@ -36,9 +36,10 @@ scaling algorithms for entropy regularized transport problems", SIAM J. Sci. Com
    error of the target marginal is at most ``tol``; at that point the truncation is checked
    again with the final potentials, and the iterations go on if a block was missing.
 
-Each half-step is a batched log-sum-exp (:func:`otkit.kernels.batched_lse`) over
+Each half-step is a batched log-sum-exp (:func:`otkit.kernels.batched_points_lse`) over
 ``[B, s, W·s]`` blocks: B leaves of s points against the W leaves kept for each, leaves sorted
-by W so that chunks are padded little; the blocks' costs are computed once per truncation.
+by W so that chunks are padded little; the costs are computed inside the compiled pass from
+the points (gathered once per truncation), never stored.
 
 The result is an :class:`otkit.sinkhorn.SinkhornResult` (subclass :class:`MultiscaleResult`)
 over the *whole* clouds in ``"online"`` mode: its plan, marginals, maps and objectives use all
@@ -63,7 +64,7 @@ import torch
 from .costs import SqEuclidean
 from .epsilon import cloud_epsilon
 from .geometry import PointCloud
-from .kernels import batched_lse
+from .kernels import batched_points_lse
 from .sinkhorn import ConvergenceWarning, SinkhornResult, sinkhorn
 from .validation import (
     check_clouds,
@@ -245,13 +246,14 @@ def _kept_pairs(lx: _Leaves, ly: _Leaves, f: torch.Tensor, g: torch.Tensor, eps:
 class _Chunk:
     rows: torch.Tensor  # [B, s_r] flat slots of the rows
     cols: torch.Tensor  # [B, W·s_c] flat slots of the columns (the dummy on padding)
-    cost: torch.Tensor  # [B, s_r, W·s_c]
-    inv_eps: torch.Tensor  # [B, 1, 1]
+    row_points: torch.Tensor  # [B, s_r, d]
+    col_points: torch.Tensor  # [B, d, W·s_c] (coordinate-major, for the compiled pass)
 
 
 def _blocks(rows: _Leaves, col_points: torch.Tensor, col_slots: torch.Tensor, pi: torch.Tensor,
-            pj: torch.Tensor, eps: float) -> list[_Chunk]:
-    """The kept blocks of one half-step as chunks of ``[B, s_r, W·s_c]`` costs.
+            pj: torch.Tensor) -> list[_Chunk]:
+    """The kept blocks of one half-step as chunks of ``[B, s_r]`` row and ``[B, W·s_c]``
+    column points (the costs are built inside the compiled pass).
 
     ``col_points [N_c + 1, d]`` (last: dummy), ``col_slots [K_c, s_c]``; pairs ``(pi, pj)``
     sorted by ``pi``. Leaves are sorted by their number W of kept partners, so a chunk's
@@ -269,7 +271,6 @@ def _blocks(rows: _Leaves, col_points: torch.Tensor, col_slots: torch.Tensor, pi
     s_c = col_slots.shape[1]
     dummy = col_points.shape[0] - 1
     chunks, start = [], 0
-    half_col = 0.5 * (col_points**2).sum(1)
     row_slots = rows.slots
     while start < k:
         stop = start + 1
@@ -281,18 +282,10 @@ def _blocks(rows: _Leaves, col_points: torch.Tensor, col_slots: torch.Tensor, pi
         cols = torch.where(neighbours[..., None] >= 0, col_slots[neighbours.clamp_min(0)],
                            torch.full((1, 1, s_c), dummy, device=dev)).flatten(1)
         r = row_slots[leaves]
-        xr, yc = rows.points[r], col_points[cols]
-        cost = torch.baddbmm(half_col[cols][:, None, :], xr, yc.transpose(1, 2), alpha=-1.0)
-        cost += 0.5 * (xr**2).sum(-1, keepdim=True)
-        cost.clamp_(min=0.0)
-        inv = torch.full((r.shape[0], 1, 1), 1.0 / eps, dtype=cost.dtype, device=dev)
-        chunks.append(_Chunk(r, cols, cost, inv))
+        chunks.append(_Chunk(r, cols, rows.points[r],
+                             col_points[cols].transpose(1, 2).contiguous()))
         start = stop
     return chunks
-
-
-def _with_eps(chunks: list[_Chunk], eps: float) -> list[_Chunk]:
-    return [_Chunk(c.rows, c.cols, c.cost, torch.full_like(c.inv_eps, 1.0 / eps)) for c in chunks]
 
 
 def _half_step(chunks: list[_Chunk], pot_cols: torch.Tensor, log_w_cols: torch.Tensor,
@@ -304,7 +297,9 @@ def _half_step(chunks: list[_Chunk], pot_cols: torch.Tensor, log_w_cols: torch.T
     new, ratio = pot_rows.clone(), torch.ones_like(pot_rows)
     for c in chunks:
         shift = -pot_rows[c.rows] / eps
-        lse, r = batched_lse(c.cost, h_all[c.cols], shift, c.inv_eps)
+        inv = torch.full((c.rows.shape[0], 1, 1), 1.0 / eps, dtype=shift.dtype,
+                         device=shift.device)
+        lse, r = batched_points_lse(c.row_points, c.col_points, h_all[c.cols], shift, inv)
         new[c.rows] = -eps * lse
         ratio[c.rows] = r
     return new, ratio
@@ -447,7 +442,7 @@ def _extrapolate(fine: _Leaves, coarse_rows: _Leaves, coarse_cols: _Leaves, f_c:
     pad = f_c.new_zeros(1)
     pi, pj = _kept_pairs(coarse_rows, coarse_cols, torch.cat([f_c, pad]),
                          torch.cat([g_c, pad]), eps_c, tau)
-    chunks = _blocks(fine, coarse_cols.points, coarse_cols.slots, pi, pj, eps_c)
+    chunks = _blocks(fine, coarse_cols.points, coarse_cols.slots, pi, pj)
     start = torch.cat([f_c.repeat_interleave(fine.size), pad])  # shift: the leaf's potential
     new, _ = _half_step(chunks, torch.cat([g_c, pad]), coarse_cols.log_w, start, eps_c)
     return new
@@ -466,9 +461,9 @@ def _solve(x, y, a, b, eps, tol, max_iter, scaling, leaf_size, truncation, coars
 
     def build(current: float, pairs=None):
         pi, pj = _kept_pairs(lx, ly, f, g, current, truncation) if pairs is None else pairs
-        rows = _blocks(lx, ly.points, ly.slots, pi, pj, current)
+        rows = _blocks(lx, ly.points, ly.slots, pi, pj)
         order = torch.argsort(pj * lx.count + pi)
-        cols = _blocks(ly, lx.points, lx.slots, pj[order], pi[order], current)
+        cols = _blocks(ly, lx.points, lx.slots, pj[order], pi[order])
         return (pi, pj), rows, cols
 
     current = eps_c

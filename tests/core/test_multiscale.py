@@ -160,3 +160,29 @@ def test_convergence_warning_and_bad_inputs(make_clouds):
         with pytest.raises(ValueError, match=message), warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             multiscale_sinkhorn(x, y, **args)
+
+
+@pytest.mark.parametrize("flag", ["0", "always"], ids=["eager", "compiled"])
+@pytest.mark.parametrize("d", [1, 2, 3])
+@pytest.mark.parametrize("shift_kind", ["close", "far"])
+def test_batched_points_lse_equals_scipy(monkeypatch, flag, d, shift_kind):
+    """The pass that builds ½‖x − y‖² inside itself against scipy's cdist and logsumexp."""
+    from scipy.special import logsumexp
+
+    from otkit import kernels
+
+    monkeypatch.setenv("OTKIT_COMPILE", flag)
+    gen = torch.Generator().manual_seed(11 + d)
+    x = torch.randn(3, 5, d, generator=gen, dtype=torch.float64)
+    y = torch.randn(3, 7, d, generator=gen, dtype=torch.float64)
+    h = torch.randn(3, 7, generator=gen, dtype=torch.float64)
+    inv_eps = torch.tensor([0.5, 4.0, 30.0], dtype=torch.float64).view(3, 1, 1)
+    true = torch.tensor(np.stack([
+        logsumexp(h[k].numpy()[None] - 0.5 * cdist(x[k].numpy(), y[k].numpy(), "sqeuclidean")
+                  * inv_eps[k].item(), axis=1) for k in range(3)]))
+    shift = true + (0.4 if shift_kind == "close" else 500.0)
+    lse, ratio = kernels.batched_points_lse(x, y.transpose(1, 2).contiguous(), h, shift,
+                                            inv_eps)
+    torch.testing.assert_close(lse, true, rtol=0, atol=1e-10)
+    torch.testing.assert_close(ratio, torch.exp((true - shift).clamp(max=80.0)), rtol=1e-8,
+                               atol=1e-300)
