@@ -37,21 +37,31 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 import torch
 
-from ..nn.parameterization import SCHEMES, multipliers, parameterize_transformer
+from ..nn.parameterization import (
+    SCHEMES,
+    SDEScaling,
+    multipliers,
+    parameterize_transformer,
+    sde_scaling,
+)
 from ..nn.trainer import TrainerConfig, train
 from ..nn.transformer import Transformer, TransformerConfig
-from ..stats import Interval, mean_interval
+from ..stats import Interval, compare, mean_interval
 from ..validation import check_choice, check_count, check_positive
 
 __all__ = [
     "TransferGrid", "TransferStudy", "bigram_table", "markov_text", "entropy_rate",
     "train_once", "lr_sweep", "best_log2_lr", "drift", "read_claims", "QUICK", "FULL",
+    "BatchDurationStudy", "batch_duration_sweep", "rule_drift", "read_rule_claims", "BETAS",
 ]
+
+#: AdamW's (β₁, β₂) at the base batch size (:func:`train_once`).
+BETAS = (0.9, 0.98)
 
 
 @dataclass(frozen=True)
@@ -176,8 +186,11 @@ def _data(grid: TransferGrid, seed: int):
 
 
 def train_once(grid: TransferGrid, scheme: str, width: int, depth: int, log2_lr: float,
-               seed: int, data=None) -> float:
-    """Held-out loss after training one model (capped at ln V: diverged or useless runs)."""
+               seed: int, data=None, rule: SDEScaling | None = None) -> float:
+    """Held-out loss after training one model (capped at ln V: diverged or useless runs).
+
+    ``rule``: batch-size/duration factors (:func:`otkit.nn.parameterization.sde_scaling`)
+    applied on top of the scheme's groups, η = 2^log2_lr being the base batch's rate."""
     (xi, yi), (xe, ye) = _data(grid, seed) if data is None else data
     cfg = TransformerConfig(vocab_size=grid.vocab, d_model=width, n_layers=depth,
                             n_heads=width // grid.head_dim, d_mlp=4 * width,
@@ -188,11 +201,13 @@ def train_once(grid: TransferGrid, scheme: str, width: int, depth: int, log2_lr:
     p = parameterize_transformer(model, scheme, base_width=grid.base_width,
                                  base_depth=grid.base_depth, lr=lr,
                                  generator=torch.Generator().manual_seed(seed))
+    groups = p.groups if rule is None else rule.apply(p.groups, BETAS)
     config = TrainerConfig(steps=grid.steps, batch_size=grid.batch_size, lr=lr,
                            weight_decay=0.0, warmup=max(1, grid.steps // 10),
-                           grad_clip=None, eval_every=grid.steps)
+                           grad_clip=None, eval_every=grid.steps,
+                           betas=BETAS if rule is None else rule.betas(BETAS))
     result = train(model, xi, yi, config=config, eval_inputs=xe, eval_targets=ye,
-                   groups=p.groups, seed=seed, progress=False)
+                   groups=groups, seed=seed, progress=False)
     loss = result.eval_losses[-1]
     cap = math.log(grid.vocab)
     return cap if not math.isfinite(loss) or loss > cap else float(loss)
@@ -360,4 +375,151 @@ def read_claims(study: TransferStudy) -> dict[str, object]:
         out["claim_completep_le_1"] = bool(out["max_drift_completep"] <= 1.0)
         out["claim_sp_ge_2"] = bool(out["max_drift_sp"] >= 2.0)
         out["claim_reproduced"] = bool(out["claim_completep_le_1"] and out["claim_sp_ge_2"])
+    return out
+
+
+# --- batch size and duration (Mlodozeniec et al. 2025; the rule's forms: sde_scaling) ---
+
+#: The two axes of :func:`batch_duration_sweep`.
+AXES = ("batch", "duration")
+
+
+@dataclass(frozen=True)
+class BatchDurationStudy:
+    """Learning-rate sweeps of the base model at another batch size and another duration, with
+    and without the batch/duration rule (:func:`otkit.nn.parameterization.sde_scaling`).
+
+    Attributes:
+        grid: the :class:`TransferGrid` whose base model, η grid and seeds are used.
+        batch_ratio: κ_B; the batch arm trains grid.batch_size·κ_B sequences per step for
+            grid.steps/κ_B steps (the same sequences in all).
+        duration_ratio: κ_D; the duration arm trains grid.steps·κ_D steps at grid.batch_size.
+        base: ``[lrs, seeds]`` held-out losses at the base batch and duration.
+        losses: ``[axes, 2, lrs, seeds]``: axis (:data:`AXES`), without (0) and with (1) the
+            rule; the η axis is the *base* rate 2^log2_lr, which the rule rescales.
+        rules: the :class:`~otkit.nn.parameterization.SDEScaling` of each axis.
+        seconds, runs: wall-clock time and trainings (the base curve reused is not counted).
+    """
+
+    grid: TransferGrid
+    batch_ratio: int
+    duration_ratio: float
+    base: np.ndarray
+    losses: np.ndarray
+    rules: dict
+    seconds: float = 0.0
+    runs: int = 0
+
+
+def _arm_grid(grid: TransferGrid, axis: str, batch_ratio: int, duration_ratio: float
+              ) -> TransferGrid:
+    if axis == "batch":
+        return replace(grid, batch_size=grid.batch_size * batch_ratio,
+                       steps=grid.steps // batch_ratio)
+    return replace(grid, steps=round(grid.steps * duration_ratio))
+
+
+def batch_duration_sweep(grid: TransferGrid = QUICK, *, batch_ratio: int = 4,
+                         duration_ratio: float = 0.25,
+                         study: TransferStudy | None = None) -> BatchDurationStudy:
+    """Sweep η for SP at the base shape at batch κ_B·B₀ (same sequences) and at duration
+    κ_D·S₀ steps (same batch), each with and without the rule; the base curve is taken from
+    ``study`` (a :func:`lr_sweep` of the same grid) when given, else trained.
+
+    Raises:
+        ValueError naming ``batch_ratio`` (not an integer ≥ 2 dividing grid.steps into ≥ 10
+        steps, or making 1 − β exceed 1) or ``duration_ratio`` (not > 0, ≠ 1, or fewer than
+        10 steps).
+    """
+    if not isinstance(grid, TransferGrid):
+        raise TypeError(f"grid must be a TransferGrid, got {type(grid).__name__}")
+    batch_ratio = check_count("batch_ratio", batch_ratio, minimum=2)
+    if grid.steps % batch_ratio or grid.steps // batch_ratio < 10:
+        raise ValueError(f"batch_ratio={batch_ratio} must divide steps={grid.steps} into at "
+                         "least 10 steps")
+    check_positive("duration_ratio", duration_ratio)
+    if duration_ratio == 1.0 or round(grid.steps * duration_ratio) < 10:
+        raise ValueError(f"duration_ratio={duration_ratio} must differ from 1 and leave at "
+                         f"least 10 of steps={grid.steps}")
+    rules = {"batch": sde_scaling(batch_size=grid.batch_size * batch_ratio,
+                                  base_batch_size=grid.batch_size),
+             "duration": sde_scaling(batch_size=grid.batch_size, base_batch_size=grid.batch_size,
+                                     samples=round(grid.steps * duration_ratio) * grid.batch_size,
+                                     base_samples=grid.steps * grid.batch_size)}
+    try:
+        rules["batch"].betas(BETAS)
+    except ValueError as err:
+        raise ValueError(f"batch_ratio={batch_ratio}: {err}") from None
+    start = time.perf_counter()
+    w, d = grid.base_width, grid.base_depth
+    datas = {s: _data(grid, s) for s in grid.seeds}
+    runs = 0
+    n_lr, n_seed = len(grid.log2_lrs), len(grid.seeds)
+    if study is not None:
+        if study.grid != grid:
+            raise ValueError("study must be a lr_sweep of the same grid")
+        base = study.curve(study.grid.schemes[0], w, d).copy()  # every scheme is SP at the base
+    else:
+        base = np.array([[train_once(grid, "sp", w, d, lr, seed, datas[seed])
+                          for seed in grid.seeds] for lr in grid.log2_lrs])
+        runs += base.size
+    losses = np.full((len(AXES), 2, n_lr, n_seed), np.nan)
+    for a, axis in enumerate(AXES):
+        arm = _arm_grid(grid, axis, batch_ratio, duration_ratio)
+        for r, rule in enumerate((None, rules[axis])):
+            for k, lr in enumerate(grid.log2_lrs):
+                for s, seed in enumerate(grid.seeds):
+                    losses[a, r, k, s] = train_once(arm, "sp", w, d, lr, seed, datas[seed], rule)
+                    runs += 1
+    return BatchDurationStudy(grid, batch_ratio, float(duration_ratio), base, losses, rules,
+                              time.perf_counter() - start, runs)
+
+
+def rule_drift(study: BatchDurationStudy, axis: str, rule: bool) -> Drift:
+    """The drift of the best *base* rate log₂ η* from the base run to the ``axis`` arm, with
+    (``rule=True``: 0 if the rule transfers η*) or without the rule (:class:`Drift`; its
+    ``width``/``depth`` are the base shape's)."""
+    check_choice("axis", axis, AXES)
+    g = study.grid
+    here = study.losses[AXES.index(axis), int(bool(rule))]
+    per_seed = [best_log2_lr(g.log2_lrs, here[:, s])[0]
+                - best_log2_lr(g.log2_lrs, study.base[:, s])[0] for s in range(len(g.seeds))]
+    b, b_in = best_log2_lr(g.log2_lrs, study.base.mean(1))
+    h, h_in = best_log2_lr(g.log2_lrs, here.mean(1))
+    interval = (mean_interval(per_seed) if len(per_seed) > 1
+                else Interval(per_seed[0], math.nan, math.nan, 1, 0.95))
+    return Drift("sp", g.base_width, g.base_depth, tuple(per_seed), interval, h - b, h,
+                 not (b_in and h_in))
+
+
+def read_rule_claims(study: BatchDurationStudy) -> dict[str, object]:
+    """The numbers behind the notebook's batch/duration reading.
+
+    Keys per axis (``batch``, ``duration``): ``drift_<axis>_norule`` / ``_rule`` (seed-mean
+    curves' drift in octaves) with ``_low``/``_high`` (interval over seeds), ``edge_<axis>``,
+    ``rule_within_1_<axis>`` (|drift with the rule| ≤ 1 octave), ``abs_drift_rule_vs_norule_
+    <axis>`` (paired verdict on |drift| per seed: ``"lower"``, ``"tie"`` or ``"higher"``; with
+    one seed ``"tie"``), ``predicted_<axis>`` (the drift the rule predicts without it:
+    log₂ of its η factor) and ``best_loss_<axis>_norule``/``_rule`` (seed-mean curves' minima).
+    """
+    out: dict[str, object] = {"best_loss_base": float(study.base.mean(1).min()),
+                              "rule_runs": study.runs}
+    for axis in AXES:
+        drs = {}
+        for tag, rule in (("norule", False), ("rule", True)):
+            dr = rule_drift(study, axis, rule)
+            drs[tag] = dr
+            out[f"drift_{axis}_{tag}"] = dr.of_mean
+            out[f"drift_{axis}_{tag}_low"] = dr.interval.low
+            out[f"drift_{axis}_{tag}_high"] = dr.interval.high
+            curve = study.losses[AXES.index(axis), int(rule)].mean(1)
+            out[f"best_loss_{axis}_{tag}"] = float(curve.min())
+        out[f"edge_{axis}"] = drs["norule"].edge or drs["rule"].edge
+        out[f"rule_within_1_{axis}"] = bool(abs(drs["rule"].of_mean) <= 1.0)
+        out[f"predicted_{axis}"] = math.log2(study.rules[axis].lr)
+        if len(study.grid.seeds) > 1:
+            out[f"abs_drift_rule_vs_norule_{axis}"] = compare(
+                np.abs(drs["rule"].per_seed), np.abs(drs["norule"].per_seed)).verdict
+        else:
+            out[f"abs_drift_rule_vs_norule_{axis}"] = "tie"
     return out

@@ -68,6 +68,30 @@ Forms used and choices made here:
   width rules apply to it (its depth does not enter); its σ are 1/√fan_in of the base model
   (PyTorch's Linear scale, drawn Gaussian).
 
+Batch size and training duration (:func:`sde_scaling`). Mlodozeniec, Ablin, Béthune, …,
+Cuturi, Klein et al. (2025), "Completed hyperparameter transfer across modules, width, depth,
+batch and duration" (arXiv:2512.22382) add SDE-based rules for these two axes; the searchable
+text of that paper (its abstract and third-party summaries) names them but does not give their
+formulas, so the forms below are this module's reading, not the paper's text. With
+κ_B = B/B₀ (sequences per step) and κ_D = D/D₀ (sequences seen in the whole run, so the
+number of steps S = D/B scales by κ_D/κ_B):
+
+    η ← η·√(κ_B/κ_D),   ε ← ε·√(κ_D/κ_B),   λ ← λ·√(κ_B/κ_D),   1 − βᵢ ← κ_B·(1 − βᵢ)
+
+* Batch (κ_D = 1) is the square-root SDE scaling rule for Adam of Malladi, Lyu, Panigrahi and
+  Arora (2022), "On the SDEs and scaling rules for adaptive gradient algorithms" (NeurIPS):
+  η·√κ, 1 − βᵢ by κ, ε/√κ; it keeps the SDE time S·η² and the moment EMAs' horizon in
+  SDE time. The weight decay factor keeps AdamW's total decay S·η·λ (decoupled decay
+  θ ← θ(1 − ηλ) per step).
+* Duration (κ_B = 1) is the same SDE-time argument applied to the number of steps: S·η² fixed
+  gives η ∝ κ_D^(−½) (ε ∝ 1/η as in the batch rule), S·η·λ fixed gives λ ∝ κ_D^(−½) (the AdamW
+  timescale 1/(ηλ) a fixed fraction of the run, as Wang & Aitchison 2024 argue), and the
+  β's keep their horizon in sequences (unchanged at a fixed batch). The combined form,
+  η ∝ √(B/D) with β₂'s horizon fixed in tokens, is also that of public "close to Complete(d)P"
+  recipes (e.g. the Marin project's AdamH recipe: lr ∝ √(r/r₀), r = B/D, ε ∝ √(r₀/r)).
+  Whether η* actually moves as D^(−½) on a given problem is what :mod:`otkit.completep`
+  measures.
+
 Every entry point returns a :class:`Parameterized` with the optimizer groups (``lr``, ``eps``,
 ``weight_decay`` per group, for :class:`torch.optim.AdamW` or :func:`otkit.nn.trainer.train`)
 and reinitializes the model in place from ``generator``.
@@ -87,7 +111,7 @@ from .velocity import VelocityMLP
 
 __all__ = [
     "SCHEMES", "ALPHA", "Multipliers", "Parameterized", "multipliers", "parameterize_transformer",
-    "parameterize_mlp",
+    "parameterize_mlp", "SDEScaling", "sde_scaling",
 ]
 
 #: The parameterizations, in the order of the table above.
@@ -360,3 +384,78 @@ def parameterize_mlp(
     if m.output != 1.0:
         linears[-1][1].register_forward_hook(_ScaleOutput(m.output))
     return Parameterized(m, out_groups, init_std)
+
+
+@dataclass(frozen=True)
+class SDEScaling:
+    """The batch-size and duration factors of :func:`sde_scaling` (all 1 at the base).
+
+    Attributes:
+        batch_ratio: κ_B = B/B₀. duration_ratio: κ_D = D/D₀ (sequences over the whole run).
+        steps_ratio: S/S₀ = κ_D/κ_B.
+        lr, eps, weight_decay: factors on every group's η, ε, λ.
+        beta_ratio: factor κ_B on 1 − β₁ and 1 − β₂.
+    """
+
+    batch_ratio: float
+    duration_ratio: float
+    steps_ratio: float
+    lr: float
+    eps: float
+    weight_decay: float
+    beta_ratio: float
+
+    def betas(self, betas: tuple[float, float]) -> tuple[float, float]:
+        """(β₁, β₂) with 1 − βᵢ scaled by κ_B. ValueError naming ``betas`` when a scaled β
+        would leave [0, 1) (κ_B·(1 − βᵢ) ≥ 1: the batch grew too much for that β)."""
+        if len(betas) != 2:
+            raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+        out = []
+        for b in betas:
+            if isinstance(b, bool) or not isinstance(b, (int, float)) or not 0.0 <= b < 1.0:
+                raise ValueError(f"betas must lie in [0, 1), got {betas!r}")
+            one_minus = self.beta_ratio * (1.0 - b)
+            if one_minus > 1.0:
+                raise ValueError(f"betas={betas!r} scaled for batch ratio {self.batch_ratio:g} "
+                                 f"gives 1 - beta = {one_minus:g} > 1: use a smaller batch ratio "
+                                 "or betas closer to 1")
+            out.append(1.0 - one_minus)
+        return out[0], out[1]
+
+    def apply(self, groups: list[dict], betas: tuple[float, float]) -> list[dict]:
+        """Copies of optimizer ``groups`` with ``lr``, ``eps``, ``weight_decay`` scaled and
+        ``betas`` set to :meth:`betas` of the base ``betas`` (missing keys: torch's AdamW
+        defaults, lr excepted, which each group must have)."""
+        scaled = self.betas(betas)
+        out = []
+        for g in groups:
+            if "lr" not in g:
+                raise ValueError("groups must give every group its 'lr'")
+            h = dict(g)
+            h["lr"] = g["lr"] * self.lr
+            h["eps"] = g.get("eps", 1e-8) * self.eps
+            h["weight_decay"] = g.get("weight_decay", 1e-2) * self.weight_decay
+            h["betas"] = scaled
+            out.append(h)
+        return out
+
+
+def sde_scaling(*, batch_size: int, base_batch_size: int, samples: int | None = None,
+                base_samples: int | None = None) -> SDEScaling:
+    """The batch-size and duration rule of the module docstring (this module's reading of
+    Mlodozeniec et al. 2025, built on Malladi et al. 2022's square-root SDE rule).
+
+    ``samples``/``base_samples``: sequences seen over the whole run (D, D₀); leave both out to
+    keep the duration (κ_D = 1: the steps shrink as the batch grows).
+
+    Raises:
+        ValueError naming the size that is not a positive integer, or ``samples`` when only one
+        of the two is given.
+    """
+    k_b = check_count("batch_size", batch_size) / check_count("base_batch_size", base_batch_size)
+    if (samples is None) != (base_samples is None):
+        raise ValueError("samples and base_samples go together: give both or neither")
+    k_d = 1.0 if samples is None else (check_count("samples", samples)
+                                       / check_count("base_samples", base_samples))
+    r = math.sqrt(k_b / k_d)
+    return SDEScaling(k_b, k_d, k_d / k_b, lr=r, eps=1.0 / r, weight_decay=r, beta_ratio=k_b)

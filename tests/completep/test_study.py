@@ -11,8 +11,11 @@ import torch
 from scipy import stats as scipy_stats
 
 from otkit.completep.study import (
+    AXES,
+    BatchDurationStudy,
     TransferGrid,
     TransferStudy,
+    batch_duration_sweep,
     best_log2_lr,
     bigram_table,
     drift,
@@ -20,8 +23,11 @@ from otkit.completep.study import (
     lr_sweep,
     markov_text,
     read_claims,
+    read_rule_claims,
+    rule_drift,
     train_once,
 )
+from otkit.nn.parameterization import sde_scaling
 
 LRS = (-9.0, -8.0, -7.0, -6.0, -5.0, -4.0, -3.0)
 
@@ -124,3 +130,66 @@ def test_bad_grids_raise(kwargs, name):
     with pytest.raises(ValueError, match="width, depth"):
         _study_with_minima({(s, sh): -5 for s in ("sp", "mup", "completep")
                             for sh in _grid().shapes}).curve("sp", 64, 2)
+
+
+def _rule_study(base_min, arms):
+    """A BatchDurationStudy whose curves are parabolas with minima base_min ∓ 0.25 (two seeds)
+    and arms[(axis, rule)] ∓ 0.25."""
+    g = _grid()
+    x = np.asarray(g.log2_lrs)
+
+    def curves(m):
+        return np.stack([0.3 * (x - (m + o)) ** 2 + 2.0 for o in (-0.25, 0.25)], axis=1)
+
+    losses = np.stack([np.stack([curves(arms[(a, r)]) for r in (False, True)])
+                       for a in AXES])
+    rules = {"batch": sde_scaling(batch_size=64, base_batch_size=16),
+             "duration": sde_scaling(batch_size=16, base_batch_size=16, samples=1,
+                                     base_samples=4)}
+    return BatchDurationStudy(g, 4, 0.25, curves(base_min), losses, rules)
+
+
+def test_rule_drift_and_claims_on_known_minima():
+    study = _rule_study(-5.0, {("batch", False): -4.0, ("batch", True): -5.3,
+                               ("duration", False): -5.5, ("duration", True): -6.5})
+    d = rule_drift(study, "batch", False)
+    assert d.of_mean == pytest.approx(1.0) and d.per_seed == pytest.approx((1.0, 1.0))
+    c = read_rule_claims(study)
+    assert c["drift_batch_rule"] == pytest.approx(-0.3)
+    assert c["drift_duration_norule"] == pytest.approx(-0.5)
+    assert c["predicted_batch"] == pytest.approx(1.0) and c["predicted_duration"] == 1.0
+    assert c["rule_within_1_batch"] is True and c["rule_within_1_duration"] is False
+    # identical per-seed drifts: a zero-width interval, so the verdicts are strict
+    assert c["abs_drift_rule_vs_norule_batch"] == "lower"
+    assert c["abs_drift_rule_vs_norule_duration"] == "higher"
+    with pytest.raises(ValueError, match="axis"):
+        rule_drift(study, "width", True)
+
+
+def test_a_tiny_batch_duration_sweep_end_to_end():
+    grid = _grid(log2_lrs=(-8.0, -7.0, -6.0, -5.0), steps=40, n_train=64, n_eval=32, length=8,
+                 schemes=("sp",), widths=(16,), depths=(2,), batch_size=4)
+    base = lr_sweep(grid)
+    bd = batch_duration_sweep(grid, batch_ratio=2, duration_ratio=0.25, study=base)
+    assert bd.losses.shape == (2, 2, 4, 2) and bd.runs == 2 * 2 * 4 * 2
+    assert np.all(np.isfinite(bd.losses)) and np.all(bd.losses <= math.log(grid.vocab))
+    np.testing.assert_array_equal(bd.base, base.curve("sp", 16, 2))
+    # without the study the base curve is trained: the same numbers
+    alone = batch_duration_sweep(grid, batch_ratio=2, duration_ratio=0.25)
+    np.testing.assert_allclose(alone.base, bd.base, atol=1e-6)
+    # at a fixed batch and a quarter of the steps the rule only doubles η (and halves ε,
+    # negligible here):
+    # its curve is the plain one moved one grid step left
+    np.testing.assert_allclose(bd.losses[1, 1, :-1], bd.losses[1, 0, 1:], atol=1e-3)
+    # the batch rule also changes β: a different computation
+    assert not np.allclose(bd.losses[0, 1, :-1], bd.losses[0, 0, 1:], atol=1e-3)
+
+
+@pytest.mark.parametrize(("kwargs", "name"), [
+    ({"batch_ratio": 1}, "batch_ratio"), ({"batch_ratio": 3}, "batch_ratio"),
+    ({"batch_ratio": 16}, "batch_ratio"), ({"duration_ratio": 1.0}, "duration_ratio"),
+    ({"duration_ratio": 0.0}, "duration_ratio"), ({"duration_ratio": 0.05}, "duration_ratio"),
+])
+def test_batch_duration_bad_input(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        batch_duration_sweep(_grid(steps=160), **kwargs)

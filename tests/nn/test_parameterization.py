@@ -16,6 +16,7 @@ from otkit.nn.parameterization import (
     multipliers,
     parameterize_mlp,
     parameterize_transformer,
+    sde_scaling,
 )
 from otkit.nn.transformer import Transformer, TransformerConfig
 from otkit.nn.velocity import VelocityMLP
@@ -227,3 +228,41 @@ def test_bad_input():
         parameterize_transformer(model, "mup", base_width=32, base_depth=2, lr=1e-3)
     with pytest.raises(ValueError, match="name"):
         _setup("sp", 32, 2)[1].group("nope")
+
+
+def test_sde_scaling_by_hand_and_its_invariants():
+    """Malladi et al. (2022)'s square-root rule for a 4x batch: η·2, 1 − β by 4, ε/2; the
+    duration half: η/√κ_D. Both keep the SDE time S·η² and AdamW's total decay S·η·λ."""
+    r = sde_scaling(batch_size=128, base_batch_size=32)
+    assert (r.batch_ratio, r.duration_ratio, r.steps_ratio) == (4.0, 1.0, 0.25)
+    assert (r.lr, r.eps, r.weight_decay) == (2.0, 0.5, 2.0)
+    assert r.betas((0.9, 0.98)) == pytest.approx((0.6, 0.92))
+    d = sde_scaling(batch_size=32, base_batch_size=32, samples=6400, base_samples=1600)
+    assert (d.steps_ratio, d.lr, d.eps, d.weight_decay) == (4.0, 0.5, 2.0, 0.5)
+    assert d.betas((0.9, 0.98)) == pytest.approx((0.9, 0.98))
+    both = sde_scaling(batch_size=16, base_batch_size=32, samples=3200, base_samples=800)
+    for rule in (r, d, both):
+        assert rule.steps_ratio * rule.lr ** 2 == pytest.approx(1.0)
+        assert rule.steps_ratio * rule.lr * rule.weight_decay == pytest.approx(1.0)
+    assert both.lr == pytest.approx(math.sqrt(0.5 / 4))
+    groups = [{"name": "a", "params": [], "lr": 1e-2, "eps": 1e-8, "weight_decay": 0.1},
+              {"name": "b", "params": [], "lr": 1e-3}]
+    out = r.apply(groups, (0.9, 0.98))
+    assert out[0]["lr"] == pytest.approx(2e-2) and out[0]["eps"] == pytest.approx(5e-9)
+    assert out[0]["weight_decay"] == pytest.approx(0.2) and out[1]["eps"] == pytest.approx(5e-9)
+    assert out[1]["betas"] == pytest.approx((0.6, 0.92))
+    assert groups[0]["lr"] == 1e-2  # the input is left alone
+    torch.optim.AdamW([{**g, "params": [torch.zeros(1, requires_grad=True)]} for g in out])
+
+
+def test_sde_scaling_bad_input():
+    with pytest.raises(ValueError, match="batch_size"):
+        sde_scaling(batch_size=0, base_batch_size=32)
+    with pytest.raises(ValueError, match="samples"):
+        sde_scaling(batch_size=32, base_batch_size=32, samples=100)
+    with pytest.raises(ValueError, match="betas"):  # 1 − 0.9 times 16 > 1
+        sde_scaling(batch_size=512, base_batch_size=32).betas((0.9, 0.98))
+    with pytest.raises(ValueError, match="betas"):
+        sde_scaling(batch_size=64, base_batch_size=32).betas((1.0, 0.98))
+    with pytest.raises(ValueError, match="lr"):
+        sde_scaling(batch_size=64, base_batch_size=32).apply([{"params": []}], (0.9, 0.98))
