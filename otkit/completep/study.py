@@ -27,6 +27,14 @@ The run here, at laptop scale:
   flagged). **Drift** = log₂ η*(size) − log₂ η*(base), in octaves, with a Student t interval
   over seeds (:func:`otkit.stats.mean_interval`) and the estimate of the seed-mean curve.
 
+**Batch size and duration** (:func:`batch_duration_sweep`): Mlodozeniec et al. (2025),
+"Completed hyperparameter transfer across modules, width, depth, batch and duration"
+(arXiv:2512.22382) also transfer η across the batch size and the length of the run with
+SDE-based rules; the form used is :func:`otkit.nn.parameterization.sde_scaling` (its docstring
+says which parts are this library's reading). At the base shape, the η sweep is repeated at
+κ_B× the batch for 1/κ_B of the steps and at κ_D× the steps, each without and with the rule;
+:func:`rule_drift` is the drift of the best *base* rate (0 if the rule transfers η*).
+
 Runs that are the same computation under two schemes (μP at the base width is SP; CompleteP
 and depth-μP at the base depth are μP: their :class:`~otkit.nn.parameterization.Multipliers`
 agree) are trained once and shared (:func:`lr_sweep` says so in ``shared``).
