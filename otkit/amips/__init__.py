@@ -12,6 +12,8 @@ A network trained on exact targets predicts k*(q) in one forward pass:
   targets (the MIPS of :func:`otkit.semidiscrete.assign`);
 * :mod:`~otkit.amips.search`: exact MIPS, match rate / MRR / recall@k, a minimal IVF index
   (k-means cells, nprobe), and the semidiscrete assignment as a MIPS over augmented keys;
+* :mod:`~otkit.amips.router`: the router variant, one network regressing the support function
+  of every k-means cell (:class:`ClusterRouter`), the cells it ranks first are scanned;
 * :mod:`~otkit.amips.data`: keys from anisotropic clusters, queries from a shifted law;
 * :mod:`~otkit.amips.study`: the experiments of notebook 10 (variants over seeds, the claims
   read by :func:`otkit.stats.compare`, IVF recall against total FLOPs).
@@ -29,6 +31,7 @@ from .models import (
     parameter_count,
     width_for_budget,
 )
+from .router import ClusterRouter, cell_support, fit_router
 from .search import (
     IVFIndex,
     RetrievalMetrics,
@@ -46,5 +49,5 @@ __all__ = [
     "ICNN", "MipsProblem", "cluster_problem", "MODELS", "Homogenize", "KeyNet", "SupportNet",
     "parameter_count", "width_for_budget", "IVFIndex", "RetrievalMetrics", "augmented_keys",
     "augmented_queries", "key_ranks", "kmeans", "mips", "nearest_key", "retrieval_metrics",
-    "FitResult", "amips_loss", "fit", "targets",
+    "FitResult", "amips_loss", "fit", "targets", "ClusterRouter", "cell_support", "fit_router",
 ]

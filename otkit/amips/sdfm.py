@@ -8,17 +8,23 @@ those keys (Olausson et al. 2026) predicts the key k̂(q) ≈ k_{j(x)} in one fo
 without the O(N·d) scan of the targets per point. Two ways to use the prediction:
 
 * ``decode=True``: snap k̂ to the nearest key and pair x with that key's target (the MIPS
-  answer; decoding scans the keys, so this measures the accuracy of the amortized
-  assignment, not its speed — an IVF index would make the scan sublinear);
+  answer). With ``index=None`` decoding scans all N keys (O(N·d) per point, the accuracy of the
+  amortized assignment, not its speed); with an :class:`~otkit.amips.search.IVFIndex` over the
+  augmented keys (:func:`augmented_index`) it scans only the ``nprobe`` cells whose centroids
+  are nearest to k̂ (O((C + nprobe·N/C)·d) per point, sublinear in N), and with nprobe = C it
+  returns exactly the full scan's key;
 * ``decode=False``: pair x with the first d coordinates of k̂ itself, the predicted target
   (one forward pass, no scan; the target is off the data where the network errs).
 
 :func:`amortized_sdfm_study` trains flows on exact and on amortized pairs at equal budget
 and compares their samples (W₂ to held-out data, paired over seeds).
+:func:`ivf_decoding_benchmark` measures the IVF-decoded assigner against the exact assignment
+and the full-scan decode at a larger N (agreement, CPU seconds per point, keys scanned).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -30,10 +36,13 @@ from ..semidiscrete import chi2_error
 from ..stats import compare
 from ..validation import check_count
 from .models import KeyNet
-from .search import augmented_keys, augmented_queries, nearest_key
+from .search import IVFIndex, augmented_keys, augmented_queries, nearest_key
 from .train import fit
 
-__all__ = ["AmortizedSemidiscreteCoupling", "fit_assigner", "AmortizedSDFMStudy", "amortized_sdfm_study"]
+__all__ = [
+    "AmortizedSemidiscreteCoupling", "fit_assigner", "AmortizedSDFMStudy", "amortized_sdfm_study",
+    "augmented_index", "IVFDecodingBenchmark", "ivf_decoding_benchmark",
+]
 
 
 @dataclass(frozen=True, repr=False)
@@ -45,10 +54,15 @@ class AmortizedSemidiscreteCoupling(SemidiscreteCoupling):
         model: a :class:`~otkit.amips.models.KeyNet` on (d + 1)-dimensional queries (x, 1).
         decode: snap the predicted key to the nearest augmented key (True) or use its first
             d coordinates as the target (False).
+        index: None (decode by a full scan of the N augmented keys) or an IVF index over them
+            (:func:`augmented_index`): decode within the ``nprobe`` cells nearest to k̂.
+        nprobe: the cells scanned per point with ``index`` (required with it).
     """
 
     model: torch.nn.Module | None = None
     decode: bool = True
+    index: IVFIndex | None = None
+    nprobe: int | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -57,10 +71,22 @@ class AmortizedSemidiscreteCoupling(SemidiscreteCoupling):
         dim = self.fit.y.shape[1] + 1
         if not isinstance(self.model, KeyNet) or self.model.dim != dim:
             raise ValueError(f"model must be a KeyNet on {dim}-dimensional queries (x, 1)")
+        if self.index is not None:
+            if not isinstance(self.index, IVFIndex):
+                raise TypeError(f"index must be an IVFIndex or None, got {type(self.index).__name__}")
+            if tuple(self.index.keys.shape) != (self.fit.y.shape[0], dim):
+                raise ValueError(f"index must hold the fit's {self.fit.y.shape[0]} augmented keys in R^{dim} "
+                                 f"(augmented_index), got keys of shape {tuple(self.index.keys.shape)}")
+            if not isinstance(self.nprobe, int) or not 1 <= self.nprobe <= self.index.cells:
+                raise ValueError(f"nprobe must be an int in [1, {self.index.cells}] with an index, got {self.nprobe!r}")
+        elif self.nprobe is not None:
+            raise ValueError("nprobe needs an index (augmented_index)")
 
     @property
     def name(self) -> str:  # type: ignore[override]
-        return "amortized SD (decoded)" if self.decode else "amortized SD (raw)"
+        if not self.decode:
+            return "amortized SD (raw)"
+        return "amortized SD (decoded)" if self.index is None else f"amortized SD (IVF, nprobe {self.nprobe})"
 
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         """The predicted augmented keys k̂((x, 1)) ``[n, d + 1]`` for ``x: [n, d]``."""
@@ -71,9 +97,13 @@ class AmortizedSemidiscreteCoupling(SemidiscreteCoupling):
             return self.model.key(augmented_queries(x).to(next(self.model.parameters()))).to(x)
 
     def assign(self, x: torch.Tensor) -> torch.Tensor:
-        """The decoded assignment ``[n]``: the index of the augmented key nearest to k̂((x, 1))."""
+        """The decoded assignment ``[n]``: the index of the augmented key nearest to k̂((x, 1))
+        (among all keys, or within the ``nprobe`` cells of ``index`` nearest to k̂)."""
+        predicted = self.predict(x)
+        if self.index is not None:
+            return self.index.search(predicted.to(self.index.keys), self.nprobe, routing="l2", score="l2")[0]
         keys = augmented_keys(self.fit.y.to(x), self.fit.g.to(x))
-        return nearest_key(self.predict(x), keys)
+        return nearest_key(predicted, keys)
 
     def _pair(self, x0, x1, generator) -> dict:
         if self.decode:
@@ -169,3 +199,104 @@ def amortized_sdfm_study(
                                 "difference": float(c.difference.estimate), "low": float(c.difference.low),
                                 "high": float(c.difference.high), "verdict": c.verdict})
     return AmortizedSDFMStudy(rows, agreement, chi2, chi2_amortized, flops_ratio, comparisons)
+
+
+def augmented_index(fit, cells: int, *, iters: int = 20, dtype: torch.dtype = torch.float32,
+                    generator: torch.Generator | None = None) -> IVFIndex:
+    """An :class:`~otkit.amips.search.IVFIndex` of ``cells`` k-means cells over the augmented
+    keys (y_j, g_j − ½‖y_j‖²) ``[N, d + 1]`` of a semidiscrete ``fit`` (in ``dtype``)."""
+    keys = augmented_keys(fit.y.double(), fit.g.double()).to(dtype)
+    return IVFIndex.build(keys, check_count("cells", cells), iters=iters, generator=generator)
+
+
+def _cpu_seconds(fn, repeats: int) -> tuple[float, object]:
+    """The smallest process CPU time of ``repeats`` calls of ``fn()`` (the least disturbed by the
+    other processes), and the last result."""
+    best, out = float("inf"), None
+    for _ in range(repeats):
+        start = time.process_time()
+        out = fn()
+        best = min(best, time.process_time() - start)
+    return best, out
+
+
+@dataclass(frozen=True)
+class IVFDecodingBenchmark:
+    """The IVF-decoded amortized assigner at N targets, over seeds.
+
+    Attributes:
+        rows: per (seed, method): ``seed``, ``method`` (``"exact"``: the semidiscrete assignment,
+            a scan of the N targets; ``"full scan"``: the amortized decode over all N augmented
+            keys; ``"ivf nprobe p"``: the IVF decode), ``nprobe`` (None for the scans),
+            ``agreement`` (share of points sent to the exact target), ``full_scan_agreement``
+            (share decoded to the same key as the full scan), ``seconds_per_point`` (CPU),
+            ``time_ratio`` (over the full-scan decode's), ``scanned`` (keys scanned per point).
+        targets, cells: N and the number of k-means cells C.
+        chi2: per seed, the fitted potential's χ² marginal error (fresh batches).
+    """
+
+    rows: list[dict]
+    targets: int
+    cells: int
+    chi2: list[float]
+
+    def values(self, method: str, key: str) -> list[float]:
+        """``key`` of ``method`` per seed, in seed order."""
+        out = [float(r[key]) for r in self.rows if r["method"] == method]
+        if not out:
+            raise ValueError(f"method must be one of {sorted({r['method'] for r in self.rows})}, got {method!r}")
+        return out
+
+
+def ivf_decoding_benchmark(
+    benchmark: str = "moons", *, targets: int = 4096, seeds: Sequence[int] = (0, 1, 2), cells: int | None = None,
+    nprobes: Sequence[int] = (1, 2, 4), sd_steps: int = 3000, sd_lr: float = 0.1, sd_ema: float = 0.999,
+    assigner_steps: int = 1500, hidden: int = 64, points: int = 4096, repeats: int = 3,
+) -> IVFDecodingBenchmark:
+    """Per seed: the 2-D ``benchmark`` with ``targets`` points as the finite target set, its
+    semidiscrete potential (``sd_steps`` SGD steps, EMA; not run to a χ² tolerance: the benchmark
+    needs a potential, not the best one, and reports its χ²), a KeyNet assigner
+    (:func:`fit_assigner`), an IVF index of ``cells`` (default ⌊√N⌋) k-means cells over the
+    augmented keys, and on ``points`` fresh source points: the exact assignment, the amortized
+    full-scan decode and the IVF decode at each nprobe, each timed in single-process CPU
+    seconds (the best of ``repeats`` calls, the assigner's forward pass included)."""
+    seeds = [int(s) for s in seeds]
+    if not seeds:
+        raise ValueError("seeds must hold at least one seed")
+    targets = check_count("targets", targets, minimum=2)
+    cells = int(targets**0.5) if cells is None else check_count("cells", cells)
+    if cells > targets:
+        raise ValueError(f"cells must be <= targets ({targets}), got {cells}")
+    nprobes = sorted({check_count("nprobes", p) for p in nprobes})
+    if nprobes[-1] > cells:
+        raise ValueError(f"nprobes must be <= cells ({cells}), got {nprobes[-1]}")
+    points = check_count("points", points)
+    repeats = check_count("repeats", repeats)
+    rows, chi2 = [], []
+    for s in seeds:
+        bench = flow_benchmark(benchmark, train_size=targets, reference_size=16, seed=s)
+        exact = semidiscrete_coupling(bench, steps=sd_steps, lr=sd_lr, ema=sd_ema, seed=s)
+        chi2.append(exact.fit.chi2_error(bench.source, num_batches=4, generator=torch.Generator().manual_seed(99)))
+        model = fit_assigner(exact, bench.source, hidden=hidden, steps=assigner_steps, seed=s)
+        index = augmented_index(exact.fit, cells, generator=torch.Generator().manual_seed(s))
+        x = bench.source(points, torch.Generator().manual_seed(60_000 + s)).float()
+        t_exact, truth = _cpu_seconds(lambda: exact.fit.assign(x), repeats)
+        full = AmortizedSemidiscreteCoupling(exact.fit, model=model)
+        t_full, scan = _cpu_seconds(lambda: full.assign(x), repeats)
+        sizes = torch.bincount(index.labels, minlength=cells)
+        rows.append({"seed": s, "method": "exact", "nprobe": None, "agreement": 1.0,
+                     "full_scan_agreement": float((truth == scan).float().mean()),
+                     "seconds_per_point": t_exact / points, "time_ratio": t_exact / t_full, "scanned": float(targets)})
+        rows.append({"seed": s, "method": "full scan", "nprobe": None,
+                     "agreement": float((scan == truth).float().mean()), "full_scan_agreement": 1.0,
+                     "seconds_per_point": t_full / points, "time_ratio": 1.0, "scanned": float(targets)})
+        for nprobe in nprobes:
+            coupling = AmortizedSemidiscreteCoupling(exact.fit, model=model, index=index, nprobe=nprobe)
+            t_ivf, found = _cpu_seconds(lambda: coupling.assign(x), repeats)
+            probed = index.probe(coupling.predict(x), nprobe, routing="l2")
+            rows.append({"seed": s, "method": f"ivf nprobe {nprobe}", "nprobe": nprobe,
+                         "agreement": float((found == truth).float().mean()),
+                         "full_scan_agreement": float((found == scan).float().mean()),
+                         "seconds_per_point": t_ivf / points, "time_ratio": t_ivf / t_full,
+                         "scanned": float(sizes[probed].sum(1).double().mean())})
+    return IVFDecodingBenchmark(rows, targets, cells, chi2)

@@ -165,31 +165,69 @@ class IVFIndex:
             scores = scores - 0.5 * (self.centroids * self.centroids).sum(1)
         return scores.topk(nprobe, dim=1).indices
 
+    def scan(self, queries: torch.Tensor, cells: torch.Tensor, *, score: str = "ip") -> tuple[torch.Tensor, torch.Tensor]:
+        """(best key index ``[n]`` within the given cells ``cells: [n, p]``, keys scanned ``[n]``).
+
+        ``score="ip"``: argmax ⟨q, k⟩ (MIPS); ``score="l2"``: argmin ‖q − k‖², i.e. argmax
+        ⟨q, k⟩ − ½‖k‖² (the decoding of a predicted key). The inverted lists are scanned cell
+        by cell, each against the queries that probe it, so the work is Σ_i scanned_i · d
+        (sublinear in m at nprobe < cells), not n · m · d. Ties go to the lower key index."""
+        check_choice("score", score, ("ip", "l2"))
+        _check_pair("queries", queries, self.keys)
+        if (not isinstance(cells, torch.Tensor) or cells.ndim != 2 or cells.shape[0] != queries.shape[0]
+                or cells.dtype not in (torch.int32, torch.int64)):
+            raise ValueError(f"cells must be an integer tensor of shape [{queries.shape[0]}, nprobe]")
+        if cells.numel() and (cells.min() < 0 or cells.max() >= self.cells):
+            raise ValueError(f"cells must hold cell indices in [0, {self.cells})")
+        n = queries.shape[0]
+        best = torch.full((n,), -torch.inf, dtype=queries.dtype, device=queries.device)
+        arg = torch.full((n,), self.keys.shape[0], dtype=torch.long, device=queries.device)
+        order, offsets = self._lists
+        keys = self.keys.to(queries.dtype)
+        half_sq = 0.5 * (keys * keys).sum(1) if score == "l2" else None
+        for c in torch.unique(cells).tolist():
+            rows = (cells == c).any(1).nonzero().squeeze(1)
+            members = order[offsets[c] : offsets[c + 1]]
+            if members.numel() == 0:
+                continue
+            scores = queries[rows] @ keys[members].T
+            if half_sq is not None:
+                scores = scores - half_sq[members]
+            value, local = scores.max(1)
+            index = members[local]
+            # strictly better, or equal with a lower index: the full scan's tie-breaking
+            better = (value > best[rows]) | ((value == best[rows]) & (index < arg[rows]))
+            best[rows] = torch.where(better, value, best[rows])
+            arg[rows] = torch.where(better, index, arg[rows])
+        sizes = torch.bincount(self.labels, minlength=self.cells)
+        scanned = sizes[cells].sum(1)
+        return arg, scanned
+
+    @property
+    def _lists(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The inverted lists: keys sorted by cell (``order: [m]``, within a cell by index) and
+        ``offsets: [cells + 1]``."""
+        cached = self.__dict__.get("_lists_cache")
+        if cached is None:
+            order = torch.sort(self.labels, stable=True).indices
+            counts = torch.bincount(self.labels, minlength=self.cells)
+            offsets = torch.cat([counts.new_zeros(1), counts.cumsum(0)]).tolist()
+            cached = (order, offsets)
+            object.__setattr__(self, "_lists_cache", cached)  # frozen dataclass: a private cache
+        return cached
+
     def search(
-        self, queries: torch.Tensor, nprobe: int, *, route: torch.Tensor | None = None, routing: str = "ip"
+        self, queries: torch.Tensor, nprobe: int, *, route: torch.Tensor | None = None, routing: str = "ip",
+        score: str = "ip",
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(best key index ``[n]`` by exact ⟨q, k⟩ within the probed cells, keys scanned ``[n]``).
-        ``route`` (default: the queries) picks the cells, e.g. a model's predicted keys."""
+        """(best key index ``[n]`` by exact ⟨q, k⟩ (``score="ip"``) or nearest in L2
+        (``score="l2"``) within the probed cells, keys scanned ``[n]``). ``route`` (default: the
+        queries) picks the cells, e.g. a model's predicted keys."""
         _check_pair("queries", queries, self.keys)
         route = queries if route is None else route
         if route.shape != queries.shape:
             raise ValueError(f"route must have the queries' shape {tuple(queries.shape)}, got {tuple(route.shape)}")
-        cells = self.probe(route, nprobe, routing=routing)
-        member = torch.zeros(queries.shape[0], self.cells, dtype=torch.bool, device=queries.device)
-        member.scatter_(1, cells, True)
-        best = torch.full((queries.shape[0],), -torch.inf, dtype=queries.dtype, device=queries.device)
-        arg = torch.zeros(queries.shape[0], dtype=torch.long, device=queries.device)
-        for s in range(0, self.keys.shape[0], _BLOCK):
-            scores = queries @ self.keys[s : s + _BLOCK].T
-            allowed = member[:, self.labels[s : s + _BLOCK]]
-            scores = scores.masked_fill(~allowed, -torch.inf)
-            value, index = scores.max(1)
-            better = value > best
-            best = torch.where(better, value, best)
-            arg = torch.where(better, index + s, arg)
-        sizes = torch.bincount(self.labels, minlength=self.cells)
-        scanned = sizes[cells].sum(1)
-        return arg, scanned
+        return self.scan(queries, self.probe(route, nprobe, routing=routing), score=score)
 
     def recall(
         self, queries: torch.Tensor, target: torch.Tensor, nprobe: int, *, route: torch.Tensor | None = None,

@@ -20,6 +20,8 @@ Variants (:data:`VARIANTS`):
 (:func:`otkit.stats.compare` on the match rate: ``higher`` / ``lower`` / ``tie``).
 :func:`ivf_study` measures IVF recall against total FLOPs for raw queries and for KeyNet's
 predicted keys used as routing vectors (the network's FLOPs counted).
+:func:`router_study` does the same for the router variant (:mod:`otkit.amips.router`: one
+network regresses every k-means cell's support function and picks the cells to scan), over seeds.
 :mod:`otkit.amips.sdfm` holds the OT link: a KeyNet over the augmented keys
 (y_j, g_j − ½‖y_j‖²) of a fitted semidiscrete potential as an amortized SD-FM assigner, and
 flows trained on its pairs.
@@ -40,6 +42,7 @@ from ..stats import Comparison, compare
 from ..validation import check_choice, check_count, check_positive
 from .data import MipsProblem, cluster_problem, digits_problem
 from .models import MODELS, KeyNet, SupportNet, width_for_budget
+from .router import ClusterRouter, fit_router
 from .search import (
     IVFIndex,
     mips,
@@ -50,7 +53,7 @@ from .train import fit
 __all__ = [
     "Variant", "VARIANTS", "StudyConfig", "DIGITS", "build_model", "train_variant", "amips_study",
     "ClaimResult", "CLAIMS", "claim_comparisons", "mean_by_variant", "ivf_study", "model_flops",
-    "recall_at_flops",
+    "recall_at_flops", "RouterStudy", "router_study",
 ]
 
 
@@ -287,3 +290,82 @@ def recall_at_flops(rows: Sequence[dict], routing: str, flops: float) -> float:
     if f < x[0] - 1e-12 or f > x[-1] + 1e-12:
         return float("nan")
     return float(np.interp(f, x, y))
+
+
+@dataclass(frozen=True)
+class RouterStudy:
+    """The learned cluster router against the IVF coarse step with raw queries, over seeds.
+
+    Attributes:
+        rows: per (seed, routing, nprobe): ``seed``, ``routing`` (``"query"`` or ``"router"``),
+            ``nprobe``, ``recall`` (share of queries whose returned key is the true argmax),
+            ``flops`` (per query, the router's forward pass included), ``params`` (router).
+        at_equal_nprobe: per seed, the router's recall at the smallest nprobe minus the raw
+            queries' at the same nprobe (the ranking of the cells alone, FLOPs ignored).
+        router_recall, raw_recall: per seed, the router's recall at the smallest nprobe and the
+            raw queries' recall interpolated at the same total FLOPs (:func:`recall_at_flops`).
+        comparison: :func:`otkit.stats.compare` of ``router_recall`` against ``raw_recall``
+            (paired by seed): ``higher`` means the router wins at equal FLOPs.
+        comparison_nprobe: :func:`otkit.stats.compare` of the router's recall against the raw
+            queries' at the same (smallest) nprobe: the ranking of the cells alone.
+    """
+
+    rows: list[dict]
+    at_equal_nprobe: list[float]
+    router_recall: list[float]
+    raw_recall: list[float]
+    comparison: Comparison
+    comparison_nprobe: Comparison
+
+
+def router_study(
+    config: StudyConfig, seeds: Sequence[int] = (0, 1, 2), *, cells: int = 64, nprobes: Sequence[int] = (1, 2, 4, 8),
+    hidden: tuple[int, ...] = (32, 32), steps: int = 500, lr: float = 3e-3, n_test: int = 2000,
+) -> RouterStudy:
+    """Per seed: the config's keys, an :class:`~otkit.amips.search.IVFIndex` of ``cells``
+    k-means cells (the one :func:`ivf_study` builds), a :class:`~otkit.amips.router.ClusterRouter`
+    (ICNN ``hidden``, trained ``steps`` Adam steps on exact cell supports), and the recall of
+    both routings at each nprobe on ``n_test`` fresh queries. FLOPs per query: 2·cells·d for
+    the centroid scoring of raw queries, the router's 2 per weight instead, plus 2·d per key
+    scanned. The router gets no parameter budget of 0.2·m·d here: at that size its forward pass
+    alone costs more than scanning several cells, so a small ICNN is used."""
+    seeds = [int(s) for s in seeds]
+    if len(seeds) < 2:
+        raise ValueError(f"seeds must hold at least 2 seeds (paired verdicts), got {seeds}")
+    cells = check_count("cells", cells)
+    nprobes = sorted({check_count("nprobes", p) for p in nprobes if p <= cells})
+    if not nprobes:
+        raise ValueError(f"nprobes must hold a probe count <= cells ({cells})")
+    rows, at_equal, router_recall, raw_recall = [], [], [], []
+    for seed in seeds:
+        problem = config.problem(seed)
+        d = problem.dim
+        index = IVFIndex.build(problem.keys, cells, generator=torch.Generator().manual_seed(seed))
+        router = ClusterRouter(index, hidden, generator=torch.Generator().manual_seed(40_000 + seed))
+        fit_router(router, problem.queries, steps=steps, lr=lr, batch_size=config.batch_size,
+                   generator=torch.Generator().manual_seed(50_000 + seed))
+        q = problem.queries(n_test, torch.Generator().manual_seed(30_000 + seed))
+        target = mips(q, problem.keys)
+        params = sum(p.numel() for p in router.parameters())
+        mine = []
+        for nprobe in nprobes:
+            for routing, (found, scanned), extra in (
+                ("query", index.search(q, nprobe), 2 * cells * d),
+                ("router", router.search(q, nprobe), router.flops()),
+            ):
+                row = {"seed": seed, "routing": routing, "nprobe": nprobe,
+                       "recall": float((found == target).float().mean()),
+                       "flops": float(extra + 2 * d * scanned.double().mean()), "params": params}
+                rows.append(row)
+                mine.append(row)
+        first = {r["routing"]: r for r in mine if r["nprobe"] == nprobes[0]}
+        at_equal.append(first["router"]["recall"] - first["query"]["recall"])
+        raw = recall_at_flops(mine, "query", first["router"]["flops"])
+        if np.isnan(raw):
+            raise ValueError("the router's FLOPs at the smallest nprobe lie outside the raw queries' "
+                             "measured range: add larger nprobes")
+        router_recall.append(first["router"]["recall"])
+        raw_recall.append(raw)
+    same_probe = [r - a for r, a in zip(router_recall, at_equal)]
+    return RouterStudy(rows, at_equal, router_recall, raw_recall, compare(router_recall, raw_recall),
+                       compare(router_recall, same_probe))

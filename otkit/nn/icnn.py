@@ -34,7 +34,9 @@ variance grow with the width). With fan-in n, a coefficient of variation 1 (s = 
 μ² = 1 / (n(½ + Var[z](1 + (n − 1)c))), and b = −n μ E[z] centres the pre-activation. The
 re-injection matrices use a centred N(0, 1/d) (LeCun) draw, as do the free weights of ``"none"``.
 
-Shapes: x ``[n, d]`` → f(x) ``[n]``.
+Shapes: x ``[n, d]`` → f(x) ``[n]``; with ``out`` = C > 1 outputs, ``[n, C]``: C convex
+functions sharing the hidden layers (the last layer's w_L, a_L, b_L get C rows; each output is
+a non-negative combination of the same convex units plus an affine term, so each is convex).
 """
 
 from __future__ import annotations
@@ -74,8 +76,9 @@ def _inverse_softplus(w: torch.Tensor) -> torch.Tensor:
     return torch.where(w > 20, w, torch.log(torch.expm1(w.clamp_min(1e-12))))
 
 
-def icnn_parameter_count(dim: int, hidden: Sequence[int]) -> int:
-    """The number of scalars of ``ICNN(dim, hidden)`` (every A_l, W_l, bias and the output)."""
+def icnn_parameter_count(dim: int, hidden: Sequence[int], out: int = 1) -> int:
+    """The number of scalars of ``ICNN(dim, hidden, out=out)`` (every A_l, W_l, bias and the output)."""
+    out = check_count("out", out)
     dim = check_count("dim", dim)
     widths = [check_count("hidden", h) for h in hidden]
     if not widths:
@@ -83,7 +86,7 @@ def icnn_parameter_count(dim: int, hidden: Sequence[int]) -> int:
     total = dim * widths[0] + widths[0]  # A_0, b_0
     for prev, width in zip(widths[:-1], widths[1:]):
         total += prev * width + dim * width + width  # W_l, A_l, b_l
-    return total + widths[-1] + dim + 1  # w_L, a_L, b_L
+    return total + out * (widths[-1] + dim + 1)  # w_L, a_L, b_L
 
 
 class ICNN(nn.Module):
@@ -98,6 +101,7 @@ class ICNN(nn.Module):
         bias: whether the layers have biases. A bias-free ReLU ICNN is positively 1-homogeneous,
             f(λx) = λ f(x) for λ ≥ 0, on top of convex.
         generator: randomness of the initialization.
+        out: the number of convex outputs C (1: f(x) has shape ``[n]``; C > 1: ``[n, C]``).
     """
 
     def __init__(
@@ -109,9 +113,11 @@ class ICNN(nn.Module):
         activation: str = "relu",
         bias: bool = True,
         generator: torch.Generator | None = None,
+        out: int = 1,
     ) -> None:
         super().__init__()
         self.dim = check_count("dim", dim)
+        self.out = check_count("out", out)
         self.hidden = tuple(check_count("hidden", h) for h in hidden)
         if not self.hidden:
             raise ValueError("hidden must hold at least one width, e.g. (128, 128)")
@@ -120,14 +126,14 @@ class ICNN(nn.Module):
         self.use_bias = bool(bias)
         widths = self.hidden
         self.inputs = nn.ParameterList(
-            [nn.Parameter(torch.empty(w, self.dim)) for w in widths] + [nn.Parameter(torch.empty(1, self.dim))]
+            [nn.Parameter(torch.empty(w, self.dim)) for w in widths] + [nn.Parameter(torch.empty(self.out, self.dim))]
         )
         self.weights = nn.ParameterList(
             [nn.Parameter(torch.empty(w, p)) for p, w in zip(widths[:-1], widths[1:])]
-            + [nn.Parameter(torch.empty(1, widths[-1]))]
+            + [nn.Parameter(torch.empty(self.out, widths[-1]))]
         )
         self.biases = nn.ParameterList(
-            [nn.Parameter(torch.zeros(w)) for w in widths] + [nn.Parameter(torch.zeros(1))]
+            [nn.Parameter(torch.zeros(w)) for w in widths] + [nn.Parameter(torch.zeros(self.out))]
         ) if self.use_bias else nn.ParameterList()
         self.reset_parameters(generator)
 
@@ -183,7 +189,7 @@ class ICNN(nn.Module):
     # ------------------------------------------------------------------ forward
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """f(x) ``[n]`` for ``x: [n, d]``."""
+        """f(x) ``[n]`` (``[n, out]`` when out > 1) for ``x: [n, d]``."""
         if x.ndim != 2 or x.shape[1] != self.dim:
             raise ValueError(f"x must have shape [n, {self.dim}], got {tuple(x.shape)}")
         def bias(i: int) -> torch.Tensor | None:
@@ -194,4 +200,4 @@ class ICNN(nn.Module):
             z = self._act(h)
         last = len(self.hidden)
         out = F.linear(z, self.hidden_weight(last - 1)) + F.linear(x, self.inputs[last], bias(last))
-        return out.squeeze(1)
+        return out.squeeze(1) if self.out == 1 else out

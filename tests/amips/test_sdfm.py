@@ -6,11 +6,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from otkit.amips import KeyNet
+from otkit.amips import IVFIndex, KeyNet
 from otkit.amips.sdfm import (
     AmortizedSemidiscreteCoupling,
     amortized_sdfm_study,
+    augmented_index,
     fit_assigner,
+    ivf_decoding_benchmark,
 )
 from otkit.flows.study import flow_benchmark, semidiscrete_coupling
 
@@ -64,3 +66,45 @@ def test_study_pairs_flows_by_seed():
     for c in study.comparisons:
         assert c["low"] <= c["difference"] <= c["high"]
         assert c["verdict"] in ("lower", "higher", "tie")
+
+
+def test_ivf_decoding_at_full_probing_is_the_full_scan(fitted):
+    bench, exact, model = fitted
+    x = bench.source(2000, torch.Generator().manual_seed(6)).float()
+    full = AmortizedSemidiscreteCoupling(exact.fit, model=model)
+    index = augmented_index(exact.fit, 4, generator=torch.Generator().manual_seed(0))
+    every = AmortizedSemidiscreteCoupling(exact.fit, model=model, index=index, nprobe=4)
+    assert torch.equal(every.assign(x), full.assign(x))
+    # brute force: the augmented key nearest to the prediction
+    keys = torch.cat([exact.fit.y, (exact.fit.g - 0.5 * (exact.fit.y**2).sum(1))[:, None]], 1).float()
+    assert torch.equal(full.assign(x), torch.cdist(full.predict(x), keys).argmin(1))
+    one = AmortizedSemidiscreteCoupling(exact.fit, model=model, index=index, nprobe=1)
+    assert one.name == "amortized SD (IVF, nprobe 1)"
+    assert (one.assign(x) == full.assign(x)).float().mean() > 0.5
+    assert one.pair(x, x).target.shape == x.shape
+
+
+def test_ivf_decoding_bad_inputs(fitted):
+    bench, exact, model = fitted
+    index = augmented_index(exact.fit, 4)
+    with pytest.raises(ValueError, match="nprobe"):
+        AmortizedSemidiscreteCoupling(exact.fit, model=model, index=index)
+    with pytest.raises(ValueError, match="nprobe"):
+        AmortizedSemidiscreteCoupling(exact.fit, model=model, index=index, nprobe=5)
+    with pytest.raises(ValueError, match="nprobe needs an index"):
+        AmortizedSemidiscreteCoupling(exact.fit, model=model, nprobe=1)
+    with pytest.raises(ValueError, match="index must hold"):
+        AmortizedSemidiscreteCoupling(exact.fit, model=model, index=IVFIndex.build(torch.randn(20, 3), 2), nprobe=1)
+    with pytest.raises(TypeError, match="index"):
+        AmortizedSemidiscreteCoupling(exact.fit, model=model, index="ivf", nprobe=1)
+    with pytest.raises(ValueError, match="nprobes"):
+        ivf_decoding_benchmark(targets=16, cells=4, nprobes=(8,))
+
+
+def test_ivf_decoding_benchmark_rows():
+    b = ivf_decoding_benchmark(targets=64, seeds=(0,), nprobes=(1, 8), sd_steps=200, assigner_steps=50,
+                               points=256, repeats=1)
+    assert b.cells == 8 and [r["method"] for r in b.rows] == ["exact", "full scan", "ivf nprobe 1", "ivf nprobe 8"]
+    assert b.values("ivf nprobe 8", "full_scan_agreement") == [1.0]  # every cell: the full scan
+    assert b.values("ivf nprobe 1", "scanned")[0] < 64
+    assert all(r["seconds_per_point"] > 0 for r in b.rows)
