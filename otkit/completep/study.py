@@ -87,6 +87,8 @@ class TransferGrid:
         vocab, length, temperature, table_seed: the Markov chain and sequence length.
         n_train, n_eval: training and held-out sequences.
         head_dim: channels per attention head.
+        qk_norm: LayerNorm Q and K per head (:class:`~otkit.nn.transformer.TransformerConfig`'s
+            ``qk_norm``; the paper's Complete(d)P uses it).
     """
 
     schemes: tuple[str, ...] = ("sp", "mup", "completep")
@@ -105,6 +107,7 @@ class TransferGrid:
     n_train: int = 4096
     n_eval: int = 256
     head_dim: int = 16
+    qk_norm: bool = False
 
     def __post_init__(self) -> None:
         if not self.schemes:
@@ -132,6 +135,8 @@ class TransferGrid:
         for name in ("steps", "batch_size", "vocab", "length", "n_train", "n_eval", "head_dim"):
             check_count(name, getattr(self, name))
         check_positive("temperature", self.temperature)
+        if not isinstance(self.qk_norm, bool):
+            raise TypeError(f"qk_norm must be a bool, got {self.qk_norm!r}")
 
     @property
     def shapes(self) -> list[tuple[int, int]]:
@@ -202,7 +207,7 @@ def train_once(grid: TransferGrid, scheme: str, width: int, depth: int, log2_lr:
     (xi, yi), (xe, ye) = _data(grid, seed) if data is None else data
     cfg = TransformerConfig(vocab_size=grid.vocab, d_model=width, n_layers=depth,
                             n_heads=width // grid.head_dim, d_mlp=4 * width,
-                            max_len=grid.length, tied=False)
+                            max_len=grid.length, tied=False, qk_norm=grid.qk_norm)
     torch.manual_seed(seed)
     model = Transformer(cfg)
     lr = 2.0 ** log2_lr

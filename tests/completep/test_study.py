@@ -4,6 +4,7 @@ the drift on curves built with known minima, a tiny sweep end to end."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -193,3 +194,12 @@ def test_a_tiny_batch_duration_sweep_end_to_end():
 def test_batch_duration_bad_input(kwargs, name):
     with pytest.raises(ValueError, match=name):
         batch_duration_sweep(_grid(steps=160), **kwargs)
+
+
+def test_qk_norm_grid_trains_a_model_with_qk_norm():
+    grid = _grid(steps=6, n_train=64, n_eval=32, length=8)
+    plain = train_once(grid, "mup", 32, 2, -6.0, 0)
+    normed = train_once(replace(grid, qk_norm=True), "mup", 32, 2, -6.0, 0)
+    assert math.isfinite(normed) and normed != plain
+    with pytest.raises(TypeError, match="qk_norm"):
+        _grid(qk_norm=1)
