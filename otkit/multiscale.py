@@ -64,7 +64,7 @@ import torch
 from .costs import SqEuclidean
 from .epsilon import cloud_epsilon
 from .geometry import PointCloud
-from .kernels import batched_points_lse
+from .kernels import _call, batched_points_lse
 from .sinkhorn import ConvergenceWarning, SinkhornResult, sinkhorn
 from .validation import (
     check_clouds,
@@ -217,89 +217,113 @@ def _kept_pairs(lx: _Leaves, ly: _Leaves, f: torch.Tensor, g: torch.Tensor, eps:
     cx, cy = lx.centre.double(), ly.centre.double()
     radx, rady = lx.radius.double(), ly.radius.double()
     row_y = ay + ry
+    threshold = -tau * eps
     step = max(1, _SCORE_CELLS // ly.count)
     rows, cols = [], []
     col_best = torch.full((ly.count,), -math.inf, dtype=torch.float64, device=cx.device)
     col_arg = torch.zeros(ly.count, dtype=torch.long, device=cx.device)
     for start in range(0, lx.count, step):
         sl = slice(start, min(start + step, lx.count))
-        score = (ax[sl] + rx[sl])[:, None] + row_y[None] + cx[sl] @ cy.T
-        score += radx[sl, None] * (bx[sl, None] + cy[None]).norm(dim=-1)
-        score += rady[None] * (by[None] + cx[sl, None]).norm(dim=-1)
-        score += radx[sl, None] * rady[None]
-        keep = score >= -tau * eps
+        score = _call(_pair_scores, ax[sl] + rx[sl], bx[sl], cx[sl], radx[sl], row_y, by, cy,
+                      rady, cells=(sl.stop - start) * ly.count)
+        keep = score >= threshold
         keep[torch.arange(keep.shape[0], device=keep.device), score.argmax(1)] = True
-        i, j = torch.nonzero(keep, as_tuple=True)
+        i, j = torch.nonzero(keep, as_tuple=True)  # sorted by row
         rows.append(i + start)
         cols.append(j)
         value, arg = score.max(0)
         better = value > col_best
         col_best = torch.where(better, value, col_best)
         col_arg = torch.where(better, arg + start, col_arg)
-    rows.append(col_arg)
-    cols.append(torch.arange(ly.count, device=cx.device))
-    code = torch.unique(torch.cat(rows) * ly.count + torch.cat(cols))  # sorted: by row
-    return code // ly.count, code % ly.count
+    pi, pj = torch.cat(rows), torch.cat(cols)
+    # A column whose best score passes the threshold already has its best row; the others
+    # (rare) get it added, and only then are the pairs sorted again.
+    lonely = (col_best < threshold).nonzero().squeeze(1)
+    if lonely.numel():
+        code = torch.unique(torch.cat([pi * ly.count + pj, col_arg[lonely] * ly.count + lonely]))
+        pi, pj = code // ly.count, code % ly.count
+    return pi, pj
+
+
+def _pair_scores(alpha_x: torch.Tensor, beta_x: torch.Tensor, cx: torch.Tensor,
+                 rad_x: torch.Tensor, alpha_y: torch.Tensor, beta_y: torch.Tensor,
+                 cy: torch.Tensor, rad_y: torch.Tensor) -> torch.Tensor:
+    """The bound S_IJ (module docstring, step 4) for leaves ``[R]`` against ``[K]``, with
+    ``alpha = α + r``: ``[R, K]``, one fused pass (compiled by :func:`otkit.kernels._call`;
+    the loops over the d coordinates unroll at trace time)."""
+    inner = alpha_x[:, None] + alpha_y[None]
+    norm_x = torch.zeros_like(inner)
+    norm_y = torch.zeros_like(inner)
+    for k in range(cx.shape[1]):
+        inner = inner + cx[:, k, None] * cy[None, :, k]
+        norm_x = norm_x + (beta_x[:, k, None] + cy[None, :, k]) ** 2
+        norm_y = norm_y + (beta_y[None, :, k] + cx[:, k, None]) ** 2
+    return (inner + rad_x[:, None] * norm_x.sqrt() + rad_y[None] * norm_y.sqrt()
+            + rad_x[:, None] * rad_y[None])
 
 
 @dataclass(frozen=True)
 class _Chunk:
     rows: torch.Tensor  # [B, s_r] flat slots of the rows
-    cols: torch.Tensor  # [B, W·s_c] flat slots of the columns (the dummy on padding)
+    neighbours: torch.Tensor  # [B, W] kept column leaves (K_c, a dummy leaf, on padding)
     row_points: torch.Tensor  # [B, s_r, d]
-    col_points: torch.Tensor  # [B, d, W·s_c] (coordinate-major, for the compiled pass)
+    col_points: torch.Tensor  # [d, B, W·s_c] (coordinate-major, for the compiled pass)
 
 
-def _blocks(rows: _Leaves, col_points: torch.Tensor, col_slots: torch.Tensor, pi: torch.Tensor,
-            pj: torch.Tensor) -> list[_Chunk]:
+def _by_leaf(values: torch.Tensor, leaves: _Leaves, pad: float) -> torch.Tensor:
+    """Per-slot ``values [K·s + 1, ...]`` as ``[K + 1, s, ...]`` (the last leaf: ``pad``), so
+    that a leaf's slots are gathered as one contiguous run."""
+    body = values[:-1].reshape(leaves.count, leaves.size, *values.shape[1:])
+    return torch.cat([body, torch.full_like(body[:1], pad)])
+
+
+def _blocks(rows: _Leaves, cols: _Leaves, pi: torch.Tensor, pj: torch.Tensor) -> list[_Chunk]:
     """The kept blocks of one half-step as chunks of ``[B, s_r]`` row and ``[B, W·s_c]``
     column points (the costs are built inside the compiled pass).
 
-    ``col_points [N_c + 1, d]`` (last: dummy), ``col_slots [K_c, s_c]``; pairs ``(pi, pj)``
-    sorted by ``pi``. Leaves are sorted by their number W of kept partners, so a chunk's
-    leaves are padded (with the dummy column) to nearly the same W.
+    Pairs ``(pi, pj)`` sorted by ``pi``. Leaves are sorted by their number W of kept
+    partners, so a chunk's leaves are padded (with a dummy leaf of weight 0) to nearly the
+    same W.
     """
     k, s = rows.valid.shape
     dev = pi.device
     counts = torch.bincount(pi, minlength=k)
     first = torch.cumsum(counts, 0) - counts
     rank = torch.arange(pi.numel(), device=dev) - first[pi]
-    table = torch.full((k, int(counts.max())), -1, dtype=torch.long, device=dev)
+    table = torch.full((k, int(counts.max())), cols.count, dtype=torch.long, device=dev)
     table[pi, rank] = pj
     by_count = torch.argsort(counts)
     sorted_counts = counts[by_count].tolist()
-    s_c = col_slots.shape[1]
-    dummy = col_points.shape[0] - 1
+    s_c = cols.size
     chunks, start = [], 0
     row_slots = rows.slots
+    leaf_points = _by_leaf(cols.points, cols, 0.0).permute(2, 0, 1).contiguous()  # [d, K+1, s]
     while start < k:
         stop = start + 1
         while stop < k and (stop + 1 - start) * s * sorted_counts[stop] * s_c <= _CHUNK_CELLS:
             stop += 1
         leaves = by_count[start:stop]
-        width = sorted_counts[stop - 1]
-        neighbours = table[leaves, :width]  # [B, W]
-        cols = torch.where(neighbours[..., None] >= 0, col_slots[neighbours.clamp_min(0)],
-                           torch.full((1, 1, s_c), dummy, device=dev)).flatten(1)
+        neighbours = table[leaves, :sorted_counts[stop - 1]]  # [B, W]
         r = row_slots[leaves]
-        chunks.append(_Chunk(r, cols, rows.points[r],
-                             col_points[cols].transpose(1, 2).contiguous()))
+        chunks.append(_Chunk(r, neighbours, rows.points[r],
+                             leaf_points[:, neighbours].flatten(2)))
         start = stop
     return chunks
 
 
-def _half_step(chunks: list[_Chunk], pot_cols: torch.Tensor, log_w_cols: torch.Tensor,
+def _half_step(chunks: list[_Chunk], pot_cols: torch.Tensor, cols: _Leaves,
                pot_rows: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
     """One Sinkhorn half-step on the kept blocks: the rows' new potential
     −ε log Σ_j w_j exp((pot_j − C_ij)/ε) and the ratio (row mass of the plan before the
     update) / (row weight), both per slot (the dummy and untouched slots keep their values)."""
-    h_all = pot_cols / eps + log_w_cols
+    h_leaf = _by_leaf(pot_cols / eps + cols.log_w, cols, -math.inf)  # [K_c + 1, s_c]
     new, ratio = pot_rows.clone(), torch.ones_like(pot_rows)
     for c in chunks:
         shift = -pot_rows[c.rows] / eps
         inv = torch.full((c.rows.shape[0], 1, 1), 1.0 / eps, dtype=shift.dtype,
                          device=shift.device)
-        lse, r = batched_points_lse(c.row_points, c.col_points, h_all[c.cols], shift, inv)
+        lse, r = batched_points_lse(c.row_points, c.col_points, h_leaf[c.neighbours].flatten(1),
+                                    shift, inv)
         new[c.rows] = -eps * lse
         ratio[c.rows] = r
     return new, ratio
@@ -442,9 +466,9 @@ def _extrapolate(fine: _Leaves, coarse_rows: _Leaves, coarse_cols: _Leaves, f_c:
     pad = f_c.new_zeros(1)
     pi, pj = _kept_pairs(coarse_rows, coarse_cols, torch.cat([f_c, pad]),
                          torch.cat([g_c, pad]), eps_c, tau)
-    chunks = _blocks(fine, coarse_cols.points, coarse_cols.slots, pi, pj)
+    chunks = _blocks(fine, coarse_cols, pi, pj)
     start = torch.cat([f_c.repeat_interleave(fine.size), pad])  # shift: the leaf's potential
-    new, _ = _half_step(chunks, torch.cat([g_c, pad]), coarse_cols.log_w, start, eps_c)
+    new, _ = _half_step(chunks, torch.cat([g_c, pad]), coarse_cols, start, eps_c)
     return new
 
 
@@ -461,23 +485,23 @@ def _solve(x, y, a, b, eps, tol, max_iter, scaling, leaf_size, truncation, coars
 
     def build(current: float, pairs=None):
         pi, pj = _kept_pairs(lx, ly, f, g, current, truncation) if pairs is None else pairs
-        rows = _blocks(lx, ly.points, ly.slots, pi, pj)
+        rows = _blocks(lx, ly, pi, pj)
         order = torch.argsort(pj * lx.count + pi)
-        cols = _blocks(ly, lx.points, lx.slots, pj[order], pi[order])
+        cols = _blocks(ly, lx, pj[order], pi[order])
         return (pi, pj), rows, cols
 
     current = eps_c
     while current > eps * (1 + 1e-9):  # fine ε-scaling: one iteration per ε, re-truncating
         current = max(current * scaling, eps)
         _, rows, cols = build(current)
-        f, _ = _half_step(rows, g, ly.log_w, f, current)
-        g, _ = _half_step(cols, f, lx.log_w, g, current)
+        f, _ = _half_step(rows, g, ly, f, current)
+        g, _ = _half_step(cols, f, lx, g, current)
     pairs, rows, cols = build(eps)
     errors, n_iter = [], 0
     for _ in range(_VERIFY_ROUNDS):
         while n_iter < max_iter:
-            f, _ = _half_step(rows, g, ly.log_w, f, eps)  # rows exact
-            g_new, ratio = _half_step(cols, f, lx.log_w, g, eps)
+            f, _ = _half_step(rows, g, ly, f, eps)  # rows exact
+            g_new, ratio = _half_step(cols, f, lx, g, eps)
             n_iter += 1
             weights = ly.log_w.exp()
             errors.append((weights * (ratio - 1).abs()).sum().item())

@@ -181,7 +181,7 @@ def test_batched_points_lse_equals_scipy(monkeypatch, flag, d, shift_kind):
         logsumexp(h[k].numpy()[None] - 0.5 * cdist(x[k].numpy(), y[k].numpy(), "sqeuclidean")
                   * inv_eps[k].item(), axis=1) for k in range(3)]))
     shift = true + (0.4 if shift_kind == "close" else 500.0)
-    lse, ratio = kernels.batched_points_lse(x, y.transpose(1, 2).contiguous(), h, shift,
+    lse, ratio = kernels.batched_points_lse(x, y.permute(2, 0, 1).contiguous(), h, shift,
                                             inv_eps)
     torch.testing.assert_close(lse, true, rtol=0, atol=1e-10)
     torch.testing.assert_close(ratio, torch.exp((true - shift).clamp(max=80.0)), rtol=1e-8,
