@@ -14,7 +14,8 @@ expressions. :func:`recovery_study` measures, on the same test problems at every
 - ``seconds``: CPU time per problem of the calling thread (:func:`time.thread_time`: on a busy
   machine wall time measures the neighbours; run torch on one thread; the transformer: encoder + beam
   search + least-squares fit of the beam's skeletons (the transformer methods of one study share
-  one beam search per problem, and each is charged its time); enumeration: the fit of all 63; SINDy:
+  one beam search per problem, the refined two-hot method starts from the two-hot fit, and each
+  is charged the time of what it used); enumeration: the fit of all 63; SINDy:
   finite differences + STLSQ).
 
 Methods: ``"transformer"`` (beam search, then :func:`otkit.odes.fitting.select` over the beam),
@@ -146,7 +147,8 @@ def new_initial_conditions(coefficients: torch.Tensor, t: torch.Tensor,
 
 
 def predict(method: str, t: torch.Tensor, y: torch.Tensor, trained: TrainedODEModel | None = None,
-            beam: int = 8, refine_steps: int = 6, found: list | None = None) -> Fit:
+            beam: int = 8, refine_steps: int = 4, found: list | None = None,
+            two_hot: Fit | None = None) -> Fit:
     """One method on one trajectory (``t, y: [P]``).
 
     The transformer's three ways to its constants (the beam and the BIC ranking are the same):
@@ -158,7 +160,8 @@ def predict(method: str, t: torch.Tensor, y: torch.Tensor, trained: TrainedODEMo
     BIC), ``"transformer_two_hot_refined"`` those constants and y₀ then ``refine_steps``
     Levenberg–Marquardt steps on the trajectory (:func:`otkit.odes.fitting.refine`; our addition).
     ``found``: this trajectory's beam (:func:`otkit.odes.model.beam_search`'s list for it), when
-    already searched.
+    already searched; ``two_hot``: its ``"transformer_two_hot"`` fit, when already made (the
+    refined method starts from it).
     """
     if method in TRANSFORMER_METHODS:
         if trained is None:
@@ -168,7 +171,8 @@ def predict(method: str, t: torch.Tensor, y: torch.Tensor, trained: TrainedODEMo
         skeletons = [s for s, _ in found] or [SKELETONS[0]]
         if method == "transformer":
             return select(t, y, skeletons)
-        fit = select(t, y, skeletons, constants=predict_constants(trained.model, t, y, skeletons))
+        fit = two_hot if two_hot is not None else select(
+            t, y, skeletons, constants=predict_constants(trained.model, t, y, skeletons))
         if method == "transformer_two_hot_refined" and math.isfinite(fit.bic):
             c, y0, _ = refine(t, y, fit.skeleton, fit.constants, fit.y0, refine_steps)
             fit = Fit(fit.skeleton, c, y0, fit.bic, fit.candidates)
@@ -235,10 +239,11 @@ def recovery_study(trained: TrainedODEModel, *, n_problems: int = 30,
             y_obs = add_noise(y_clean, s_noise, generator=gen)
             row = []
             beams: dict[int, tuple[list, float]] = {}  # one beam search per problem
+            two_hots: dict[int, tuple[Fit, float]] = {}
             for j, m in enumerate(methods):
                 found = []
                 for i in range(n_problems):
-                    shared, searched = None, 0.0
+                    shared, searched, start_fit = None, 0.0, None
                     if m in TRANSFORMER_METHODS:
                         if i not in beams:
                             start = time.thread_time()
@@ -246,10 +251,17 @@ def recovery_study(trained: TrainedODEModel, *, n_problems: int = 30,
                                                   beam=beam)[0]
                             beams[i] = (found_i, time.thread_time() - start)
                         shared, searched = beams[i]
+                        if m == "transformer_two_hot_refined" and i in two_hots:
+                            start_fit, spent = two_hots[i]
+                            searched += spent
                     start = time.thread_time()
-                    fit = predict(m, t[i], y_obs[i], trained, beam, found=shared)
-                    # every transformer method is charged the beam search it used
+                    fit = predict(m, t[i], y_obs[i], trained, beam, found=shared,
+                                  two_hot=start_fit)
+                    # every transformer method is charged the beam search (and the two-hot
+                    # fit) it used
                     seconds[s, j, i] = time.thread_time() - start + searched
+                    if m == "transformer_two_hot":
+                        two_hots[i] = (fit, seconds[s, j, i] - beams[i][1])
                     skeleton[s, j, i] = fit.skeleton == truth[i]
                     r2_obs[s, j, i] = _r2(fit, float(y0[i]), t[i], y_clean[i])
                     r2_new[s, j, i] = _r2(fit, float(y0_new[i]), grid, y_new[i])

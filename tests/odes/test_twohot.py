@@ -141,8 +141,8 @@ def test_two_hot_methods_use_the_network_constants(trained):
     assert np.allclose(fit.constants, net.numpy()) and fit.y0 == float(y[0])
     again = select(t, y, [fit.skeleton], constants=net[None])
     assert again.bic == pytest.approx(fit.bic)
-    refined = predict("transformer_two_hot_refined", t, y, trained, beam=3)
-    c, _, _ = refine(t, y, fit.skeleton, fit.constants, fit.y0, 6)
+    refined = predict("transformer_two_hot_refined", t, y, trained, beam=3, refine_steps=5)
+    c, _, _ = refine(t, y, fit.skeleton, fit.constants, fit.y0, 5)
     assert refined.skeleton == fit.skeleton and np.allclose(refined.constants, c)
     with pytest.raises(ValueError, match="constants"):
         select(t, y, [fit.skeleton], constants=torch.zeros(2, 7))
@@ -155,6 +155,10 @@ def test_joined_study_and_constant_claims(trained):
     both = join_methods([a, b])
     assert both.methods == TRANSFORMER_METHODS and both.r2_new.shape == (1, 3, 3)
     assert np.array_equal(both.r2_new[:, :1], a.r2_new)
+    # the refined method alone (its own beam and two-hot fit) = the one sharing them
+    alone = recovery_study(trained, methods=TRANSFORMER_METHODS[2:], **kw)
+    assert np.array_equal(alone.r2_new[:, 0], b.r2_new[:, 1])
+    assert alone.predicted[0][0] == b.predicted[0][1]
     with pytest.raises(ValueError, match="methods"):
         join_methods([a, a])
     with pytest.raises(ValueError, match="problems"):
