@@ -106,3 +106,14 @@ def test_bad_inputs():
         gaussian_blur(np.zeros((1, 1, 8, 8)))
     with pytest.raises(ValueError, match="loss_distance"):
         make_distance("lpips")
+
+
+def test_minimizer_is_the_mean_as_for_l2():
+    # d(v, u) = ‖A(v − u)‖² with A positive definite: E_u d(v, u) is stationary at v = E u only.
+    u = _images(k=50, seed=4).flatten(1)
+    v = u.mean(0, keepdim=True).requires_grad_(True)
+    hpf_distance(v.expand_as(u), u, weight=3.0).mean().backward()
+    assert v.grad.abs().max() < 1e-12
+    w = (u.mean(0, keepdim=True) + 0.1).requires_grad_(True)
+    hpf_distance(w.expand_as(u), u, weight=3.0).mean().backward()
+    assert w.grad.abs().max() > 1e-3
