@@ -57,6 +57,8 @@ def pot_reference(x, y, a, b, eps, stop=1e-10):
     dict(n=300, m=200, d=2, relative_epsilon=0.03),
     dict(n=300, m=300, d=1, relative_epsilon=0.02),
     dict(n=250, m=200, d=3, relative_epsilon=0.005, coarse_size=8),  # recursive coarse solve
+    dict(n=300, m=200, d=2, relative_epsilon=0.005, overrelaxation=1.6),
+    dict(n=250, m=200, d=3, relative_epsilon=0.005, coarse_size=8, overrelaxation=1.8),
 ])
 def test_matches_pot(make_clouds, case):
     n, m, d = case.pop("n"), case.pop("m"), case.pop("d")
@@ -152,6 +154,8 @@ def test_convergence_warning_and_bad_inputs(make_clouds):
         (dict(epsilon_scaling=1.0), "epsilon_scaling"),
         (dict(leaf_size=1), "leaf_size"),
         (dict(truncation=0.0), "truncation"),
+        (dict(overrelaxation=2.0), "overrelaxation"),
+        (dict(overrelaxation=0.5), "overrelaxation"),
         (dict(tol=-1.0), "tol"),
         (dict(epsilon=0.1, relative_epsilon=0.1), "relative_epsilon"),
     ]
