@@ -14,8 +14,10 @@ order gives the metrics over n queries:
 
 IVF (inverted file): k-means cells over the keys (Lloyd's iterations); a query is routed to the
 ``nprobe`` cells whose centroids score best (⟨r, c⟩ for MIPS routing, −‖r − c‖² for L2 routing,
-r the query or a predicted key) and the exact MIPS of the *query* runs inside them. Recall = the
-fraction of queries whose true key lies in a probed cell.
+r the query or a predicted key) and the exact MIPS of the *query* runs inside them
+(:meth:`IVFIndex.scan`: the inverted lists of the probed cells only, so the work per query is
+2·d per key scanned, sublinear in m). Recall = the fraction of queries whose true key lies in a
+probed cell.
 
 The OT link (Mousavi-Hosseini et al. 2025 assignment as a MIPS): the semidiscrete assignment
 argmax_j g_j − c(x, y_j), with c = ½‖x − y‖² = ½‖x‖² + ½‖y‖² − ⟨x, y⟩, is
