@@ -33,8 +33,9 @@ scaling algorithms for entropy regularized transport problems", SIAM J. Sci. Com
    ‖β_I + c_J‖ ≈ ‖c_J − T(c_I)‖ vanishes for the pairs the plan actually uses.
 5. **Fine ε-scaling** on the kept blocks: one Sinkhorn iteration per ε from ε_c down to ε
    (factor ``epsilon_scaling``), re-truncating at every ε, then iterations at ε until the L1
-   error of the target marginal is at most ``tol``; at that point the truncation is checked
-   again with the final potentials, and the iterations go on if a block was missing.
+   error of the target marginal is at most ``tol`` (over-relaxed with ``overrelaxation`` = ω > 1,
+   then plain ones until the stopping rule holds again); at that point the truncation is
+   checked again with the final potentials, and the iterations go on if a block was missing.
 
 Each half-step is a batched log-sum-exp (:func:`otkit.kernels.batched_points_lse`) over
 ``[B, s, W·s]`` blocks: B leaves of s points against the W leaves kept for each, leaves sorted
